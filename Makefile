@@ -1,0 +1,64 @@
+# order-up: every command works on a fresh clone; the first one installs what is missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+NPM_STAMP := node_modules/.package-lock.json
+BIN := node_modules/.bin
+SPEC := openapi/order-up.yaml
+GENERATED := src/generated/order-up.ts
+
+.PHONY: help install build run test test-unit lint-spec check-generated gen typecheck bench docs mock clean
+
+help:
+	@echo "make run    - install, build and serve on http://127.0.0.1:8888 (embedded PostgreSQL, simulated upstreams)"
+	@echo "make test   - install and run every check and test (embedded PostgreSQL unless DATABASE_URL is set)"
+	@echo "make build  - compile; afterwards 'npx order-up <command>' works"
+	@echo "make bench  - benchmarks (charge pipeline efficiency)"
+	@echo "make docs   - static API reference in docs/index.html"
+	@echo "make mock   - Prism mock of the API on http://127.0.0.1:4010"
+	@echo "make gen    - regenerate $(GENERATED) from $(SPEC)"
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: $(NPM_STAMP)
+
+gen: install
+	$(BIN)/openapi-typescript $(SPEC) -o $(GENERATED)
+
+# Generated types are never edited by hand: fail when they differ from what the spec generates.
+check-generated: install
+	@tmp=$$(mktemp --suffix=.ts) && $(BIN)/openapi-typescript $(SPEC) -o $$tmp >/dev/null 2>&1 && \
+	if ! diff -q $$tmp $(GENERATED) >/dev/null; then \
+	  echo "$(GENERATED) is out of date with $(SPEC): run 'make gen' and commit it"; diff -u $(GENERATED) $$tmp | head -40; rm -f $$tmp; exit 1; \
+	fi; rm -f $$tmp; echo "generated types match $(SPEC)"
+
+lint-spec: install
+	$(BIN)/redocly lint --format=stylish $(SPEC) openapi/charge-service.yaml openapi/fulfillment-service.yaml
+
+typecheck: install
+	$(BIN)/tsc --noEmit -p tsconfig.json
+
+build: install
+	$(BIN)/tsc -p tsconfig.build.json
+
+test-unit: install
+	node --experimental-vm-modules node_modules/jest/bin/jest.js $(JEST_ARGS)
+
+test: lint-spec check-generated typecheck build
+	node --experimental-vm-modules node_modules/jest/bin/jest.js --ci $(JEST_ARGS)
+
+run: build
+	node bin/order-up.js serve --simulate-upstreams
+
+bench: build
+	node dist/test/bench/charge-pipeline.js
+
+docs: install
+	$(BIN)/redocly build-docs $(SPEC) --output docs/index.html
+
+mock: install
+	$(BIN)/prism mock $(SPEC) --host 127.0.0.1 --port 4010
+
+clean:
+	rm -rf dist

@@ -1,0 +1,6 @@
+import { Migration20261125000000_initial } from './Migration20261125000000_initial.js';
+
+// Listed explicitly (not discovered by glob) so the same list works from dist/, under jest and in the CLI.
+export const migrationsList = [
+  { name: 'Migration20261125000000_initial', class: Migration20261125000000_initial },
+];

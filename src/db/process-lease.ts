@@ -1,0 +1,49 @@
+import pg from 'pg';
+import type { EntityManager } from '@mikro-orm/postgresql';
+
+// Advisory lock namespaces (the first of the two int4 keys). Fixed numbers: every process must agree.
+export const LOCK_NS_PROCESS = 7100;
+export const LOCK_NS_CHARGE = 7101;
+
+/**
+ * This process's identity in the database. At start a process takes a fresh key and holds a
+ * session advisory lock on it on a connection of its own until it exits. Work it owns (an order's
+ * operation, a `started` payment) carries that key; another process may treat the work as abandoned
+ * only when it can take that lock itself - i.e. when the owner's session is gone.
+ */
+export class ProcessLease {
+  private constructor(
+    readonly key: number,
+    private readonly client: pg.Client,
+  ) {}
+
+  static async acquire(databaseUrl: string): Promise<ProcessLease> {
+    const client = new pg.Client({ connectionString: databaseUrl, application_name: 'order-up lease' });
+    await client.connect();
+    // An error on this idle connection must not crash the process; the lock is then lost, which
+    // only makes others treat our work as in doubt (never the other way round).
+    client.on('error', () => undefined);
+    const { rows } = await client.query<{ key: number }>(`select nextval('order_up_process_key')::int as key`);
+    const key = rows[0].key;
+    await client.query('select pg_advisory_lock($1, $2)', [LOCK_NS_PROCESS, key]);
+    return new ProcessLease(key, client);
+  }
+
+  async release(): Promise<void> {
+    await this.client.end().catch(() => undefined);
+  }
+}
+
+/** True while the process that took `owner` still holds its lease (checked inside a short transaction). */
+export async function isOwnerAlive(em: EntityManager, owner: number, self: number): Promise<boolean> {
+  if (owner === self) return true;
+  return em.transactional(async (tx) => {
+    const rows = await tx.getConnection().execute<{ free: boolean }[]>(
+      'select pg_try_advisory_xact_lock(?, ?) as free',
+      [LOCK_NS_PROCESS, owner],
+      'all',
+      tx.getTransactionContext(),
+    );
+    return !rows[0].free;
+  });
+}

@@ -1,0 +1,22 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import type { ChargeService } from '../upstream/charge-service.js';
+import type { FulfillmentService } from '../upstream/fulfillment-service.js';
+
+/** The long-lived services of one order-up process, shared by every request and command. */
+export interface Services {
+  /** This process's key (see db/process-lease.ts): the owner recorded on the work it starts. */
+  processKey: number;
+  charge: ChargeService;
+  fulfillment: FulfillmentService;
+}
+
+/**
+ * What a domain function works with: an EntityManager forked for this one request or command,
+ * plus the services of the process. HTTP handlers and CLI commands build it the same way.
+ */
+export interface DomainContext {
+  em: EntityManager;
+  log: Logger;
+  services: Services;
+}

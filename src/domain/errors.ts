@@ -1,0 +1,51 @@
+/** Every stable error code order-up can answer with; the HTTP layer maps each to a status in one table. */
+export type ErrorCode =
+  | 'invalid_request'
+  | 'invalid_total'
+  | 'unauthorized'
+  | 'payment_declined'
+  | 'order_not_found'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'order_exists'
+  | 'order_not_pending'
+  | 'order_fulfilled'
+  | 'order_not_charged'
+  | 'order_cancelled'
+  | 'operation_in_progress'
+  | 'payment_in_doubt'
+  | 'payment_not_found'
+  | 'payment_not_in_doubt'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'charge_failed'
+  | 'fulfillment_failed'
+  | 'charge_queue_full'
+  | 'upstream_timeout'
+  | 'not_ready'
+  | 'internal_error';
+
+export interface FieldError {
+  /** JSON pointer into the request body (`/lineItems/0/quantity`), or `/query/<name>`, `/path/<name>`. */
+  path: string;
+  message: string;
+}
+
+/**
+ * An expected failure with a stable code. `detail` is for humans and must never carry secrets,
+ * card tokens or internals. `upstreamStatus` distinguishes the two 502/504 flavours of
+ * payment_in_doubt (a reset answers 502, a timeout 504 with code upstream_timeout).
+ */
+export class AppError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail: string,
+    readonly extra: { errors?: FieldError[]; retryAfterSeconds?: number; status?: number } = {},
+  ) {
+    super(`${code}: ${detail}`);
+    this.name = 'AppError';
+  }
+}
+
+export const invalid = (errors: FieldError[], detail = 'The request does not match the API contract.') =>
+  new AppError('invalid_request', detail, { errors });

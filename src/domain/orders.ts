@@ -1,0 +1,156 @@
+import { randomBytes } from 'node:crypto';
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import { LineItem, Order } from '../db/entities.js';
+import type { DomainContext } from './context.js';
+import { AppError, invalid, type FieldError } from './errors.js';
+import type { OrderStatus } from './order-state.js';
+
+export interface NewOrderInput {
+  id?: string;
+  customerEmail: string;
+  lineItems: { description: string; priceCents: number; quantity: number }[];
+}
+
+/** What every response shows of an order. Built field by field: the card token can never slip in. */
+export interface OrderView {
+  id: string;
+  customerEmail: string;
+  lineItems: { description: string; priceCents: number; quantity: number }[];
+  status: OrderStatus;
+  totalCents: number;
+  createdAt: string;
+  updatedAt: string;
+  chargedAt: string | null;
+  fulfilledAt: string | null;
+  cancelledAt: string | null;
+  cancelReason: string | null;
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+export function orderView(order: Order): OrderView {
+  return {
+    id: order.id,
+    customerEmail: order.customerEmail,
+    lineItems: order.lineItems.getItems().map((li) => ({
+      description: li.description,
+      priceCents: li.priceCents,
+      quantity: li.quantity,
+    })),
+    status: order.status,
+    totalCents: order.totalCents,
+    createdAt: order.createdAt.toISOString(),
+    updatedAt: order.updatedAt.toISOString(),
+    chargedAt: iso(order.chargedAt),
+    fulfilledAt: iso(order.fulfilledAt),
+    cancelledAt: iso(order.cancelledAt),
+    cancelReason: order.cancelReason,
+  };
+}
+
+/** 128 random bits, URL-safe: an order's ID is the customer's only key to it, so it must not be guessable. */
+export function newOrderId(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+/**
+ * The rules the schema cannot express. The shape (types, lengths, ranges, unknown fields) was
+ * already enforced from the OpenAPI document before we get here.
+ */
+function checkNewOrder(input: NewOrderInput): number {
+  const seen = new Map<string, number>();
+  const errors: FieldError[] = [];
+  input.lineItems.forEach((item, i) => {
+    const first = seen.get(item.description);
+    if (first !== undefined) {
+      errors.push({ path: `/lineItems/${i}/description`, message: `repeats the description of line item ${first}; descriptions must be unique within an order` });
+    } else {
+      seen.set(item.description, i);
+    }
+  });
+  if (errors.length > 0) throw invalid(errors, 'Line item descriptions must be unique within an order.');
+  const total = input.lineItems.reduce((sum, item) => sum + item.priceCents * item.quantity, 0);
+  if (total < 0) {
+    throw new AppError('invalid_total', `The order's total would be ${total} cents; discounts may not exceed the price of the other items.`);
+  }
+  return total;
+}
+
+export async function createOrder(ctx: DomainContext, input: NewOrderInput): Promise<OrderView> {
+  const totalCents = checkNewOrder(input);
+  const now = new Date();
+  const em = ctx.em.fork();
+  const order = em.create(Order, {
+    id: input.id ?? newOrderId(),
+    customerEmail: input.customerEmail,
+    status: 'pending',
+    totalCents,
+    createdAt: now,
+    updatedAt: now,
+  });
+  input.lineItems.forEach((item, position) => {
+    order.lineItems.add(em.create(LineItem, { order, position, ...item }));
+  });
+  try {
+    await em.flush();
+  } catch (err) {
+    if (err instanceof UniqueConstraintViolationException && /orders_pkey/.test(String(err.message))) {
+      throw new AppError('order_exists', `An order with the ID "${order.id}" already exists.`);
+    }
+    throw err;
+  }
+  return orderView(order);
+}
+
+/** Loads an order with its line items in one round trip, or answers order_not_found. */
+export async function findOrder(ctx: DomainContext, id: string): Promise<Order> {
+  const order = await ctx.em.fork().findOne(Order, { id }, { populate: ['lineItems'], strategy: 'joined' });
+  if (!order) throw new AppError('order_not_found', `There is no order with the ID "${id}".`);
+  return order;
+}
+
+export async function getOrder(ctx: DomainContext, id: string): Promise<OrderView> {
+  return orderView(await findOrder(ctx, id));
+}
+
+export interface ListOrdersInput {
+  status?: OrderStatus;
+  limit?: number;
+  cursor?: string;
+}
+
+// The cursor is the insertion sequence of the last order of a page. Newest first: orders created
+// while someone pages sort before the cursor, so they never shift a page or appear twice.
+const CURSOR_PREFIX = 'o1.';
+
+function encodeCursor(seq: string): string {
+  return CURSOR_PREFIX + Buffer.from(seq, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): string {
+  const seq = cursor.startsWith(CURSOR_PREFIX) ? Buffer.from(cursor.slice(CURSOR_PREFIX.length), 'base64url').toString('utf8') : '';
+  if (!/^[1-9][0-9]{0,18}$/.test(seq)) {
+    throw invalid([{ path: '/query/cursor', message: 'is not a cursor this service issued; use nextCursor from a previous page' }]);
+  }
+  return seq;
+}
+
+export async function listOrders(ctx: DomainContext, input: ListOrdersInput): Promise<{ orders: OrderView[]; nextCursor: string | null }> {
+  const limit = input.limit ?? 100;
+  const where: Record<string, unknown> = {};
+  if (input.status) where.status = input.status;
+  if (input.cursor) where.seq = { $lt: decodeCursor(input.cursor) };
+  // Two queries whatever the page size: the orders, then all their line items at once.
+  const rows = await ctx.em.fork().find(Order, where, {
+    orderBy: { seq: 'desc' },
+    limit: limit + 1,
+    populate: ['lineItems'],
+    strategy: 'select-in',
+  });
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return {
+    orders: page.map(orderView),
+    nextCursor: rows.length > limit && last?.seq ? encodeCursor(String(last.seq)) : null,
+  };
+}

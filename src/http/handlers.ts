@@ -1,0 +1,59 @@
+import { readFileSync } from 'node:fs';
+import type { Context } from 'openapi-backend';
+import type { HandlerArgs } from './app.js';
+import { createOrder, getOrder, listOrders, type NewOrderInput } from '../domain/orders.js';
+import type { OrderStatus } from '../domain/order-state.js';
+import { AppError } from '../domain/errors.js';
+import { DOCS_HTML, SPEC_PATH } from './assets.js';
+
+type Handler = (c: Context, args: HandlerArgs) => Promise<void> | void;
+
+const specText = readFileSync(SPEC_PATH, 'utf8');
+
+/** One handler per operationId of openapi/order-up.yaml; each reads like the feature it serves. */
+export const handlers: Record<string, Handler> = {
+  getHealth: (_c, { res }) => {
+    res.json({ status: 'ok' });
+  },
+
+  getReady: async (_c, { deps, res }) => {
+    try {
+      await withTimeout(deps.orm.em.getConnection().execute('select 1'), 2000);
+    } catch {
+      throw new AppError('not_ready', 'The database cannot be reached.');
+    }
+    res.json({ status: 'ok' });
+  },
+
+  getOpenApi: (_c, { res }) => {
+    res.type('application/yaml').send(specText);
+  },
+
+  getDocs: (_c, { res }) => {
+    res.type('text/html').send(DOCS_HTML);
+  },
+
+  createOrder: async (c, { ctx, res }) => {
+    const order = await createOrder(ctx, c.request.requestBody as NewOrderInput);
+    res.status(201).location(`/orders/${encodeURIComponent(order.id)}`).json({ order });
+  },
+
+  getOrder: async (c, { ctx, res }) => {
+    res.json({ order: await getOrder(ctx, String(c.request.params.id)) });
+  },
+
+  listOrders: async (c, { ctx, res }) => {
+    const q = c.request.query as { status?: OrderStatus; limit?: number | string; cursor?: string };
+    res.json(await listOrders(ctx, { status: q.status, limit: q.limit === undefined ? undefined : Number(q.limit), cursor: q.cursor }));
+  },
+};
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('timeout')), ms);
+    }),
+  ]);
+}

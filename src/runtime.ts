@@ -1,0 +1,77 @@
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { startEmbeddedDatabase } from './db/embedded.js';
+import { migrate, openOrm, type Orm } from './db/orm.js';
+import { ProcessLease } from './db/process-lease.js';
+import type { DomainContext, Services } from './domain/context.js';
+import { recoverAbandonedWork } from './domain/exclusive.js';
+import { ChargeLock } from './upstream/charge-lock.js';
+import { ChargeService } from './upstream/charge-service.js';
+import { FulfillmentService } from './upstream/fulfillment-service.js';
+
+/** The long-lived parts of one order-up process (server or CLI run), and how to let go of them. */
+export interface Runtime {
+  config: Config;
+  log: Logger;
+  orm: Orm;
+  databaseUrl: string;
+  services: Services;
+  /** A fresh domain context (its own EntityManager fork) for one request or command. */
+  context(log?: Logger): DomainContext;
+  /** Waits for queued charges and refunds, then closes connections (and the embedded database if we own it). */
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to DATABASE_URL, or starts (or joins, when another order-up process already runs it)
+ * the embedded PostgreSQL under ORDER_UP_DATA_DIR; optionally applies pending migrations; takes
+ * this process's lease and recovers the work of processes that are gone.
+ */
+export async function openRuntime(config: Config, log: Logger, opts: { migrate: boolean }): Promise<Runtime> {
+  let databaseUrl = config.databaseUrl;
+  let stopDatabase = async () => {};
+  if (!databaseUrl) {
+    const db = await startEmbeddedDatabase({ dataDir: path.resolve(config.dataDir), log: (msg: string) => log.info(msg) });
+    databaseUrl = db.url;
+    stopDatabase = db.stop;
+  }
+  const url = databaseUrl;
+  let orm: Orm | undefined;
+  let lease: ProcessLease | undefined;
+  try {
+    orm = await openOrm(url);
+    if (opts.migrate) {
+      const applied = await migrate(orm, url);
+      if (applied.length > 0) log.info({ applied }, 'applied database migrations');
+    }
+    lease = await ProcessLease.acquire(url);
+  } catch (err) {
+    await orm?.close(true);
+    await stopDatabase();
+    throw err;
+  }
+  const services: Services = {
+    processKey: lease.key,
+    charge: new ChargeService(config.chargeServiceUrl, config.upstreamTimeoutMs, config.chargeQueueMax, new ChargeLock(url)),
+    fulfillment: new FulfillmentService(config.fulfillmentServiceUrl, config.upstreamTimeoutMs),
+  };
+  const ormRef = orm;
+  const leaseRef = lease;
+  const rt: Runtime = {
+    config,
+    log,
+    orm: ormRef,
+    databaseUrl: url,
+    services,
+    context: (l = log) => ({ em: ormRef.em.fork(), log: l, services }),
+    async close() {
+      await services.charge.close();
+      await leaseRef.release();
+      await ormRef.close(true);
+      await stopDatabase();
+    },
+  };
+  await recoverAbandonedWork(rt.context());
+  return rt;
+}

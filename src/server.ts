@@ -1,0 +1,33 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Runtime } from './runtime.js';
+import { createApp } from './http/app.js';
+
+export interface RunningServer {
+  url: string;
+  server: http.Server;
+  /** Stops accepting, lets in-flight requests (and the work they queued) finish, then closes. */
+  stop(): Promise<void>;
+}
+
+export async function startServer(rt: Runtime, opts: { port: number; host: string }): Promise<RunningServer> {
+  const app = await createApp(rt);
+  const server = http.createServer(app);
+  // Keep-alive connections must not hold a drain open forever.
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  return {
+    url: `http://${host}:${port}`,
+    server,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}

@@ -1,0 +1,132 @@
+import http from 'node:http';
+import axios, { type AxiosInstance } from 'axios';
+import PQueue from 'p-queue';
+import { AppError } from '../domain/errors.js';
+import type { ChargeLock } from './charge-lock.js';
+
+/** What one call to POST /charge came to. */
+export type ChargeOutcome =
+  | { kind: 'succeeded' }
+  /** The service answered and refused (4xx): nothing happened. */
+  | { kind: 'declined'; status: number }
+  /** Nothing happened: another status, or the request never left (connection refused). */
+  | { kind: 'failed'; reason: string }
+  /** The request may have reached the service and we don't know what it did. */
+  | { kind: 'in_doubt'; reason: 'timeout' | 'reset' };
+
+export interface ChargeRequest {
+  cardToken: string;
+  amountCents: number;
+}
+
+/** A place in the queue, taken before the journal is written so a full queue refuses with nothing written. */
+export interface QueueSlot {
+  send(request: ChargeRequest): Promise<ChargeOutcome>;
+  cancel(): void;
+}
+
+// Errors where the request cannot have been delivered: nothing happened upstream.
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ERR_INVALID_URL', 'ERR_BAD_OPTION_VALUE']);
+const TIMED_OUT = new Set(['ECONNABORTED', 'ETIMEDOUT', 'ERR_CANCELED']);
+
+/**
+ * The charge service client. The service takes one request at a time, so every charge and refund
+ * of this process goes through one FIFO queue of concurrency 1, and each call holds the
+ * cross-process ChargeLock: never two /charge requests in flight across all order-up processes.
+ */
+export class ChargeService {
+  private readonly queue = new PQueue({ concurrency: 1 });
+  private readonly http: AxiosInstance | undefined;
+  private reserved = 0;
+  private recentMs = 50;
+
+  constructor(
+    baseUrl: string | undefined,
+    timeoutMs: number,
+    private readonly maxWaiting: number,
+    private readonly lock: ChargeLock,
+  ) {
+    this.http = baseUrl === undefined ? undefined : axios.create({
+      baseURL: baseUrl.replace(/\/+$/, ''),
+      timeout: timeoutMs,
+      // One request at a time anyway: a single kept-alive socket saves a handshake per charge.
+      httpAgent: new http.Agent({ keepAlive: true, maxSockets: 1 }),
+      validateStatus: () => true,
+      maxRedirects: 0,
+      headers: { 'Content-Type': 'application/json' },
+    });
+  }
+
+  /** Charges and refunds waiting in this process, the one in flight not counted. */
+  get waiting(): number {
+    return this.queue.size + this.reserved;
+  }
+
+  /** Takes a place in the queue, or refuses with 503 charge_queue_full when it is full. */
+  reserve(): QueueSlot {
+    if (!this.http) throw new AppError('charge_failed', 'No charge service is configured (CHARGE_SERVICE_URL); nothing was sent.');
+    if (this.waiting >= this.maxWaiting) {
+      const seconds = Math.max(1, Math.ceil(((this.waiting + 1) * this.recentMs) / 1000));
+      throw new AppError('charge_queue_full', 'Too many payments are waiting for the charge service; try again shortly.', {
+        retryAfterSeconds: seconds,
+      });
+    }
+    this.reserved += 1;
+    let open = true;
+    const close = () => {
+      if (open) {
+        open = false;
+        this.reserved -= 1;
+      }
+    };
+    return {
+      send: (request) => {
+        close();
+        return this.queue.add(() => this.callHoldingLock(request)) as Promise<ChargeOutcome>;
+      },
+      cancel: close,
+    };
+  }
+
+  /** Resolves when nothing is queued or in flight (graceful shutdown). */
+  async drain(): Promise<void> {
+    await this.queue.onIdle();
+    await this.lock.release();
+  }
+
+  async close(): Promise<void> {
+    await this.drain();
+    await this.lock.close();
+  }
+
+  private async callHoldingLock(request: ChargeRequest): Promise<ChargeOutcome> {
+    try {
+      await this.lock.acquire();
+    } catch {
+      // Without the lock we may not call; nothing was sent.
+      return { kind: 'failed', reason: 'could not take the cross-process charge lock' };
+    }
+    const started = performance.now();
+    try {
+      return await this.post(request);
+    } finally {
+      this.recentMs = 0.8 * this.recentMs + 0.2 * (performance.now() - started);
+      await this.lock.afterCall(this.waiting > 0);
+    }
+  }
+
+  private async post(request: ChargeRequest): Promise<ChargeOutcome> {
+    try {
+      const res = await this.http!.post('/charge', { cardToken: request.cardToken, amountCents: request.amountCents });
+      if (res.status === 201) return { kind: 'succeeded' };
+      if (res.status >= 400 && res.status < 500) return { kind: 'declined', status: res.status };
+      return { kind: 'failed', reason: `charge service answered ${res.status}` };
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (NOT_SENT.has(code)) return { kind: 'failed', reason: `charge service unreachable (${code})` };
+      if (TIMED_OUT.has(code)) return { kind: 'in_doubt', reason: 'timeout' };
+      // Reset, hang-up mid-response, anything else after the request may have gone out.
+      return { kind: 'in_doubt', reason: 'reset' };
+    }
+  }
+}

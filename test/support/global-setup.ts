@@ -1,0 +1,73 @@
+// Jest globalSetup: one PostgreSQL for the whole run. With DATABASE_URL set, that server is used
+// (test/support/test-db.ts creates the per-file databases through it). Otherwise an embedded
+// instance under <repo>/.test-db/cluster is started (or reused/adopted when a previous, killed
+// run left it running) and TEST_DATABASE_ADMIN_URL points at its `postgres` database; workers
+// inherit the variable. The stop handle is passed to global-teardown through globalThis.
+//
+// Jest loads this file through `require` with a CommonJS transform and without moduleNameMapper,
+// so it must not import project files (`../../src/db/embedded.js` does not resolve there, and
+// the ESM-only postgres binaries package cannot be required). It therefore compiles
+// src/db/embedded.ts with swc into .test-db/ and loads it with a native dynamic import.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
+import { transformSync } from '@swc/core';
+import type { EmbeddedDatabase, startEmbeddedDatabase } from '../../src/db/embedded.js';
+
+declare global {
+  // eslint-disable-next-line no-var
+  var __orderUpTestDb: EmbeddedDatabase | undefined;
+}
+
+// A real import() even when this file is compiled to CommonJS (where import() becomes require()).
+const nativeImport = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<unknown>;
+
+async function loadEmbedded(rootDir: string): Promise<{ startEmbeddedDatabase: typeof startEmbeddedDatabase }> {
+  const source = fs.readFileSync(path.join(rootDir, 'src', 'db', 'embedded.ts'), 'utf8');
+  const hash = createHash('sha256').update(source).digest('hex').slice(0, 12);
+  const outDir = path.join(rootDir, '.test-db', 'compiled'); // inside the repo: node_modules resolve
+  const out = path.join(outDir, `embedded-${hash}.mjs`);
+  if (!fs.existsSync(out)) {
+    const { code } = transformSync(source, {
+      filename: 'embedded.ts', jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' },
+    });
+    fs.mkdirSync(outDir, { recursive: true, mode: 0o755 });
+    const tmp = `${out}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, code);
+    fs.renameSync(tmp, out);
+  }
+  return (await nativeImport(pathToFileURL(out).href)) as { startEmbeddedDatabase: typeof startEmbeddedDatabase };
+}
+
+export default async function globalSetup(_globalConfig?: unknown, projectConfig?: { rootDir?: string }): Promise<void> {
+  if (process.env.DATABASE_URL) return;
+  if (process.env.TEST_DATABASE_ADMIN_URL && globalThis.__orderUpTestDb) return; // watch mode re-run
+
+  const rootDir = projectConfig?.rootDir ?? process.cwd();
+  const { startEmbeddedDatabase } = await loadEmbedded(rootDir);
+  const log = process.env.ORDER_UP_TEST_DB_DEBUG ? (m: string) => process.stderr.write(`${m}\n`) : undefined;
+  const db = await startEmbeddedDatabase({ dataDir: path.join(rootDir, '.test-db', 'cluster'), log });
+  const admin = new URL(db.url);
+  admin.pathname = '/postgres';
+  process.env.TEST_DATABASE_ADMIN_URL = admin.toString();
+  globalThis.__orderUpTestDb = db;
+
+  // We own the instance, so no other run uses it: drop what earlier (killed) runs left behind.
+  if (db.owned) {
+    const client = new pg.Client({ connectionString: admin.toString() });
+    client.on('error', () => {});
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ datname: string }>(
+        `SELECT datname FROM pg_database WHERE NOT datistemplate AND datname NOT IN ('postgres', 'order_up')`,
+      );
+      for (const { datname } of rows) {
+        await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(datname)} WITH (FORCE)`);
+      }
+    } finally {
+      await client.end();
+    }
+  }
+}
