@@ -3,6 +3,7 @@ import { loadConfig, ConfigError, type Config } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { openRuntime } from '../src/runtime.js';
 import { startServer } from '../src/server.js';
+import { startSimulator } from '../src/simulate/upstreams.js';
 
 /** Exit statuses of CONTRACT.md §4. */
 export const EXIT_OK = 0;
@@ -34,9 +35,17 @@ export function buildProgram(config: () => Config, setExit: (code: number) => vo
     .action(async (opts: { port?: number; host?: string; simulateUpstreams?: boolean; migrate: boolean }) => {
       const cfg = config();
       const log = createLogger();
+      const simulator = opts.simulateUpstreams ? await startSimulator({ log: log.child({ component: 'simulator' }) }) : undefined;
+      if (simulator) {
+        cfg.chargeServiceUrl = simulator.url;
+        cfg.fulfillmentServiceUrl = simulator.url;
+      } else if (!cfg.chargeServiceUrl || !cfg.fulfillmentServiceUrl) {
+        throw new UsageError('serve needs CHARGE_SERVICE_URL and FULFILLMENT_SERVICE_URL (or --simulate-upstreams)');
+      }
       const rt = await openRuntime(cfg, log, { migrate: opts.migrate });
       const server = await startServer(rt, { port: opts.port ?? cfg.port, host: opts.host ?? cfg.host });
       const lines = [`order-up listening on ${server.url}`, `docs: ${server.url}/docs`];
+      if (simulator) lines.push(`simulated charge and fulfillment services: ${simulator.url} (card tokens starting with tok_decline are declined)`);
       if (cfg.staffTokenGenerated) lines.push(`staff token: ${cfg.staffTokens[0]}`);
       process.stdout.write(lines.join('\n') + '\n');
       await new Promise<void>((resolve) => {
@@ -49,6 +58,7 @@ export function buildProgram(config: () => Config, setExit: (code: number) => vo
       });
       await server.stop();
       await rt.close();
+      await simulator?.stop();
       setExit(EXIT_OK);
     });
 
@@ -62,6 +72,24 @@ export function buildProgram(config: () => Config, setExit: (code: number) => vo
       await rt.close();
       process.stdout.write('migrations applied\n');
       setExit(EXIT_OK);
+    });
+
+  program
+    .command('simulate-upstreams')
+    .description('Run simulated charge and fulfillment services on one port for local work.')
+    .addOption(new Option('--port <port>', 'port to listen on (default 8889)').argParser(parsePort))
+    .option('--latency <ms>', 'how long each simulated charge takes', '50')
+    .addHelpText('after', '\nExample:\n  $ order-up simulate-upstreams --port 8889\n  $ CHARGE_SERVICE_URL=http://127.0.0.1:8889 FULFILLMENT_SERVICE_URL=http://127.0.0.1:8889 order-up serve')
+    .action(async (opts: { port?: number; latency: string }) => {
+      const log = createLogger();
+      const sim = await startSimulator({ port: opts.port ?? 8889, chargeLatencyMs: Number(opts.latency), log });
+      process.stdout.write(`simulated charge service: ${sim.url}/charge\nsimulated fulfillment service: ${sim.url}/fulfill\n`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
+      await sim.stop();
+      setExit(sim.overlaps() > 0 ? EXIT_FAILED : EXIT_OK);
     });
 
   return program;

@@ -4,9 +4,15 @@ import type { HandlerArgs } from './app.js';
 import { createOrder, getOrder, listOrders, type NewOrderInput } from '../domain/orders.js';
 import type { OrderStatus } from '../domain/order-state.js';
 import { AppError } from '../domain/errors.js';
+import { chargeOrder } from '../domain/charge.js';
+import { cancelOrder } from '../domain/cancel.js';
+import { fulfillOrder } from '../domain/fulfill.js';
+import type { components } from '../generated/order-up.js';
 import { DOCS_HTML, SPEC_PATH } from './assets.js';
 
 type Handler = (c: Context, args: HandlerArgs) => Promise<void> | void;
+// Response bodies are checked against the types generated from the spec: drift fails `tsc`.
+type Schemas = components['schemas'];
 
 const specText = readFileSync(SPEC_PATH, 'utf8');
 
@@ -35,16 +41,31 @@ export const handlers: Record<string, Handler> = {
 
   createOrder: async (c, { ctx, res }) => {
     const order = await createOrder(ctx, c.request.requestBody as NewOrderInput);
-    res.status(201).location(`/orders/${encodeURIComponent(order.id)}`).json({ order });
+    res.status(201).location(`/orders/${encodeURIComponent(order.id)}`).json({ order } satisfies Schemas['OrderEnvelope']);
   },
 
   getOrder: async (c, { ctx, res }) => {
-    res.json({ order: await getOrder(ctx, String(c.request.params.id)) });
+    res.json({ order: await getOrder(ctx, String(c.request.params.id)) } satisfies Schemas['OrderEnvelope']);
+  },
+
+  chargeOrder: async (c, { ctx, res }) => {
+    const body = c.request.requestBody as Schemas['ChargeRequest'];
+    res.json((await chargeOrder(ctx, String(c.request.params.id), body.cardToken)) satisfies Schemas['ChargeResult']);
+  },
+
+  cancelOrder: async (c, { ctx, res }) => {
+    const body = (c.request.requestBody ?? {}) as Schemas['CancelRequest'];
+    res.json((await cancelOrder(ctx, String(c.request.params.id), body.reason)) satisfies Schemas['CancelResult']);
+  },
+
+  fulfillOrder: async (c, { ctx, res }) => {
+    res.json((await fulfillOrder(ctx, String(c.request.params.id))) satisfies Schemas['OrderEnvelope']);
   },
 
   listOrders: async (c, { ctx, res }) => {
     const q = c.request.query as { status?: OrderStatus; limit?: number | string; cursor?: string };
-    res.json(await listOrders(ctx, { status: q.status, limit: q.limit === undefined ? undefined : Number(q.limit), cursor: q.cursor }));
+    const page = await listOrders(ctx, { status: q.status, limit: q.limit === undefined ? undefined : Number(q.limit), cursor: q.cursor });
+    res.json(page satisfies Schemas['OrderPage']);
   },
 };
 
