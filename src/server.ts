@@ -26,7 +26,13 @@ export async function startServer(rt: Runtime, opts: { port: number; host: strin
     server,
     stop: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        // close() waits for in-flight requests (including those queued for the charge service);
+        // keep-alive connections that fall idle meanwhile are closed as soon as they do.
+        const sweep = setInterval(() => server.closeIdleConnections(), 25);
+        server.close(() => {
+          clearInterval(sweep);
+          resolve();
+        });
         server.closeIdleConnections();
       }),
   };

@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, expect, test } from '@jest/globals';
+import { call, newOrder, startTestApp } from './support/app.js';
+import { startChildServer } from './support/child-server.js';
+import { FakeChargeService } from './support/fake-charge.js';
+import { storedOrder, storedPayments } from './support/state.js';
+import { freshDatabaseUrl } from './support/test-db.js';
+
+// These run `order-up serve` as a real child process (from dist/: `make build` first).
+let fake: FakeChargeService;
+beforeAll(async () => {
+  fake = await FakeChargeService.start();
+});
+afterAll(async () => {
+  fake.releaseHung();
+  await fake.stop();
+});
+
+async function until(check: () => Promise<boolean>): Promise<void> {
+  while (!(await check())) await new Promise((r) => setTimeout(r, 10));
+}
+
+test('when the process dies while the charge service holds its request, then after a restart the payment is in doubt and never sent again', async () => {
+  const databaseUrl = await freshDatabaseUrl('crash');
+  const server = await startChildServer({ DATABASE_URL: databaseUrl, CHARGE_SERVICE_URL: fake.url, FULFILLMENT_SERVICE_URL: fake.url });
+  const created = await call(server.url, 'POST', '/orders', { body: newOrder() });
+  const id = created.body.order.id as string;
+  const before = fake.calls.length;
+  fake.next({ hang: true });
+  const answer = call(server.url, 'POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_crash' } }).catch(() => 'connection lost' as const);
+  await fake.received(before + 1);
+
+  // A live process's work is not touched by another process starting up.
+  const other = await startTestApp({ databaseUrl, chargeUrl: fake.url });
+  try {
+    expect(await storedPayments(other, id)).toMatchObject([{ state: 'started' }]);
+    const busy = await other.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_2' } });
+    expect(busy.status).toBe(409);
+    expect(busy.body.code).toBe('operation_in_progress');
+  } finally {
+    await other.stop();
+  }
+
+  server.child.kill('SIGKILL');
+  await server.exited;
+  expect(await answer).toBe('connection lost');
+  fake.releaseHung(); // the charge service may well have taken the money
+
+  const restarted = await startTestApp({ databaseUrl, chargeUrl: fake.url });
+  try {
+    expect(await storedPayments(restarted, id)).toMatchObject([{ state: 'in_doubt', amount_cents: '3300' }]);
+    expect(await storedOrder(restarted, id)).toMatchObject({ status: 'pending', operation: null });
+    const again = await restarted.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_crash' } });
+    expect(again.status).toBe(409);
+    expect(again.body.code).toBe('payment_in_doubt');
+    expect(fake.calls.length).toBe(before + 1);
+  } finally {
+    await restarted.stop();
+  }
+});
+
+test('when the server gets SIGTERM with charges queued, then it answers every one of them and exits 0', async () => {
+  const databaseUrl = await freshDatabaseUrl('drain');
+  const server = await startChildServer({ DATABASE_URL: databaseUrl, CHARGE_SERVICE_URL: fake.url, FULFILLMENT_SERVICE_URL: fake.url });
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i += 1) ids.push((await call(server.url, 'POST', '/orders', { body: newOrder() })).body.order.id);
+  const observer = await startTestApp({ databaseUrl, chargeUrl: fake.url });
+  try {
+    const before = fake.calls.length;
+    fake.next({ hang: true });
+    const answers = ids.map((id, i) => call(server.url, 'POST', `/orders/${id}/charge`, { body: { cardToken: `tok_${i}` } }));
+    await fake.received(before + 1);
+    // Every charge is journaled (so queued) before the signal.
+    await until(async () => {
+      const rows = await observer.rt.orm.em.getConnection().execute<{ n: string }[]>(`select count(*) as n from payments`);
+      return Number(rows[0].n) === 5;
+    });
+    server.child.kill('SIGTERM');
+    fake.releaseHung();
+    const statuses = (await Promise.all(answers)).map((a) => a.status);
+    expect(statuses).toEqual([200, 200, 200, 200, 200]);
+    expect(await server.exited).toBe(0);
+    for (const id of ids) expect((await storedOrder(observer, id))?.status).toBe('charged');
+    expect(fake.calls.length - before).toBe(5);
+  } finally {
+    await observer.stop();
+  }
+});

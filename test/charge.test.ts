@@ -1,0 +1,241 @@
+import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { newOrder, startTestApp, type TestApp } from './support/app.js';
+import { FakeChargeService } from './support/fake-charge.js';
+import { storedOrder, storedPayments } from './support/state.js';
+
+let fake: FakeChargeService;
+let app: TestApp;
+
+beforeAll(async () => {
+  fake = await FakeChargeService.start();
+  app = await startTestApp({ chargeUrl: fake.url, env: { UPSTREAM_TIMEOUT_MS: '400' } });
+});
+afterAll(async () => {
+  fake.releaseHung();
+  await app?.stop();
+  await fake?.stop();
+});
+afterEach(() => {
+  fake.default = { status: 201 };
+});
+
+async function pendingOrder(body: Record<string, unknown> = {}): Promise<{ id: string; totalCents: number }> {
+  const res = await app.call('POST', '/orders', { body: newOrder(body) });
+  expect(res.status).toBe(201);
+  return res.body.order;
+}
+
+const charge = (id: string, cardToken = 'tok_visa_4242') => app.call('POST', `/orders/${id}/charge`, { body: { cardToken } });
+
+describe('charging a pending order', () => {
+  test('when the charge service accepts, then the order is charged for its total and the payment is journaled', async () => {
+    const order = await pendingOrder();
+    const before = fake.calls.length;
+    const res = await charge(order.id);
+    expect(res.status).toBe(200);
+    expect(res.body.chargedCents).toBe(3300);
+    expect(res.body.order).toMatchObject({ id: order.id, status: 'charged', totalCents: 3300 });
+    expect(res.body.order.chargedAt).not.toBeNull();
+    expect(JSON.stringify(res.body)).not.toContain('tok_visa_4242');
+    expect(fake.calls.slice(before)).toEqual([{ cardToken: 'tok_visa_4242', amountCents: 3300 }]);
+    expect(await storedOrder(app, order.id)).toMatchObject({ status: 'charged', operation: null });
+    expect(await storedPayments(app, order.id)).toMatchObject([{ kind: 'charge', amount_cents: '3300', state: 'succeeded', card_token: 'tok_visa_4242' }]);
+  });
+
+  test('when the total is zero, then the order is charged with no call to the charge service', async () => {
+    const order = await pendingOrder({ lineItems: [{ description: 'Free sample', priceCents: 0, quantity: 3 }] });
+    const before = fake.calls.length;
+    const res = await charge(order.id);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ chargedCents: 0, order: { status: 'charged' } });
+    expect(fake.calls.length).toBe(before);
+    expect(await storedPayments(app, order.id)).toEqual([]);
+  });
+
+  test('when the order is already charged, then 409 order_not_pending and no second call', async () => {
+    const order = await pendingOrder();
+    expect((await charge(order.id)).status).toBe(200);
+    const before = fake.calls.length;
+    const res = await charge(order.id);
+    expect(res.status).toBe(409);
+    expect(res.body.code).toBe('order_not_pending');
+    expect(fake.calls.length).toBe(before);
+  });
+
+  test('when the order does not exist, then 404 order_not_found and no call', async () => {
+    const before = fake.calls.length;
+    const res = await charge('no-such-order');
+    expect(res.status).toBe(404);
+    expect(res.body.code).toBe('order_not_found');
+    expect(fake.calls.length).toBe(before);
+  });
+
+  test('when the card token is missing or not a string, then 400 invalid_request and no call', async () => {
+    const order = await pendingOrder();
+    const before = fake.calls.length;
+    for (const body of [{}, { cardToken: '' }, { cardToken: 42 }, { cardToken: 'tok', extra: 1 }]) {
+      const res = await app.call('POST', `/orders/${order.id}/charge`, { body });
+      expect(res.status).toBe(400);
+      expect(res.body.code).toBe('invalid_request');
+    }
+    expect(fake.calls.length).toBe(before);
+    expect(await storedOrder(app, order.id)).toMatchObject({ status: 'pending', operation: null });
+  });
+});
+
+describe('when the charge service fails', () => {
+  test('when it declines (4xx), then 402 payment_declined, the order stays pending and can be charged again', async () => {
+    const order = await pendingOrder();
+    fake.next({ status: 402 });
+    const res = await charge(order.id, 'tok_decline');
+    expect(res.status).toBe(402);
+    expect(res.body.code).toBe('payment_declined');
+    expect(await storedOrder(app, order.id)).toMatchObject({ status: 'pending', operation: null });
+    expect(await storedPayments(app, order.id)).toMatchObject([{ state: 'failed' }]);
+
+    const retry = await charge(order.id, 'tok_other_card');
+    expect(retry.status).toBe(200);
+    expect(fake.calls.at(-1)).toEqual({ cardToken: 'tok_other_card', amountCents: 3300 });
+  });
+
+  test('when it answers 500, then 502 charge_failed and the order stays pending', async () => {
+    const order = await pendingOrder();
+    fake.next({ status: 500 });
+    const res = await charge(order.id);
+    expect(res.status).toBe(502);
+    expect(res.body.code).toBe('charge_failed');
+    expect(await storedOrder(app, order.id)).toMatchObject({ status: 'pending', operation: null });
+    expect(await storedPayments(app, order.id)).toMatchObject([{ state: 'failed', outcome: 'charge service answered 500' }]);
+  });
+
+  test('when it times out, then 504 upstream_timeout, the payment is in doubt and blocks further charges and cancels', async () => {
+    const order = await pendingOrder();
+    fake.next({ hang: true });
+    const res = await charge(order.id);
+    expect(res.status).toBe(504);
+    expect(res.body.code).toBe('upstream_timeout');
+    expect(await storedOrder(app, order.id)).toMatchObject({ status: 'pending', operation: null });
+    expect(await storedPayments(app, order.id)).toMatchObject([{ state: 'in_doubt' }]);
+
+    const calls = fake.calls.length;
+    const again = await charge(order.id);
+    expect(again.status).toBe(409);
+    expect(again.body.code).toBe('payment_in_doubt');
+    const cancel = await app.call('POST', `/orders/${order.id}/cancel`, { staff: true });
+    expect(cancel.status).toBe(409);
+    expect(cancel.body.code).toBe('payment_in_doubt');
+    expect(fake.calls.length).toBe(calls);
+    expect(await storedOrder(app, order.id)).toMatchObject({ status: 'pending' });
+    fake.releaseHung(); // the service finishes the abandoned request, as a real one would
+  });
+
+  test('when the connection is reset after the request, then 502 payment_in_doubt and the payment is in doubt', async () => {
+    const order = await pendingOrder();
+    fake.next({ reset: true });
+    const res = await charge(order.id);
+    expect(res.status).toBe(502);
+    expect(res.body.code).toBe('payment_in_doubt');
+    expect(await storedOrder(app, order.id)).toMatchObject({ status: 'pending', operation: null });
+    expect(await storedPayments(app, order.id)).toMatchObject([{ state: 'in_doubt' }]);
+    const again = await charge(order.id);
+    expect(again.status).toBe(409);
+    expect(again.body.code).toBe('payment_in_doubt');
+  });
+
+  test('when it cannot be reached at all, then 502 charge_failed and nothing is in doubt', async () => {
+    const unreachable = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: 'http://127.0.0.1:9' });
+    try {
+      const order = await pendingOrder();
+      const res = await unreachable.call('POST', `/orders/${order.id}/charge`, { body: { cardToken: 'tok_1' } });
+      expect(res.status).toBe(502);
+      expect(res.body.code).toBe('charge_failed');
+      expect(await storedOrder(app, order.id)).toMatchObject({ status: 'pending', operation: null });
+      expect(await storedPayments(app, order.id)).toMatchObject([{ state: 'failed' }]);
+    } finally {
+      await unreachable.stop();
+    }
+  });
+});
+
+describe('concurrency', () => {
+  test('when ten charges of one order arrive at once, then exactly one reaches the charge service', async () => {
+    const order = await pendingOrder();
+    const before = fake.calls.length;
+    fake.default = { status: 201, delayMs: 20 };
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => charge(order.id, `tok_${i}`)));
+    const ok = answers.filter((a) => a.status === 200);
+    expect(ok).toHaveLength(1);
+    for (const a of answers.filter((a) => a.status !== 200)) {
+      expect(a.status).toBe(409);
+      expect(['operation_in_progress', 'order_not_pending']).toContain(a.body.code);
+    }
+    expect(fake.calls.length - before).toBe(1);
+    expect(await storedPayments(app, order.id)).toHaveLength(1);
+    expect(await storedOrder(app, order.id)).toMatchObject({ status: 'charged', operation: null });
+  });
+
+  test('when many orders are charged at once through two instances on one database, then never two calls are in flight and all are charged', async () => {
+    const second = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: fake.url });
+    try {
+      const orders = await Promise.all(Array.from({ length: 30 }, () => pendingOrder()));
+      fake.maxInFlight = 0;
+      fake.default = { status: 201, delayMs: 3 };
+      const before = fake.calls.length;
+      const answers = await Promise.all(
+        orders.map((o, i) => (i % 2 === 0 ? app : second).call('POST', `/orders/${o.id}/charge`, { body: { cardToken: `tok_${i}` } })),
+      );
+      expect(answers.map((a) => a.status)).toEqual(orders.map(() => 200));
+      expect(fake.maxInFlight).toBe(1);
+      expect(fake.calls.length - before).toBe(30);
+      for (const o of orders) expect((await storedOrder(app, o.id))?.status).toBe('charged');
+    } finally {
+      await second.stop();
+    }
+  });
+
+  test('when charges queue up in one process, then they reach the charge service in arrival order', async () => {
+    const orders = [];
+    for (let i = 1; i <= 4; i += 1) {
+      orders.push(await pendingOrder({ lineItems: [{ description: 'Item', priceCents: 100 * i, quantity: 1 }] }));
+    }
+    const before = fake.calls.length;
+    fake.next({ hang: true });
+    const first = charge(orders[0].id);
+    await fake.received(before + 1);
+    // Each later request is in the queue before the next is sent: arrival order is unambiguous.
+    const rest = [];
+    for (const [i, o] of orders.slice(1).entries()) {
+      rest.push(charge(o.id));
+      while (app.rt.services.charge.waiting < i + 1) await new Promise((r) => setImmediate(r));
+    }
+    fake.releaseHung();
+    const answers = await Promise.all([first, ...rest]);
+    // The first was answered by the fake only after the client had timed out: it is in doubt.
+    expect(answers.slice(1).map((a) => a.status)).toEqual([200, 200, 200]);
+    expect(fake.calls.slice(before).map((c) => c.amountCents)).toEqual([100, 200, 300, 400]);
+  });
+
+  test('when more charges wait than ORDER_UP_CHARGE_QUEUE_MAX, then 503 charge_queue_full with Retry-After and nothing written', async () => {
+    const small = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: fake.url, env: { ORDER_UP_CHARGE_QUEUE_MAX: '1' } });
+    try {
+      const [a, b, c] = [await pendingOrder(), await pendingOrder(), await pendingOrder()];
+      const before = fake.calls.length;
+      fake.next({ status: 201, delayMs: 150 });
+      const first = small.call('POST', `/orders/${a.id}/charge`, { body: { cardToken: 'tok_a' } });
+      await fake.received(before + 1);
+      const second = small.call('POST', `/orders/${b.id}/charge`, { body: { cardToken: 'tok_b' } });
+      while (small.rt.services.charge.waiting < 1) await new Promise((r) => setImmediate(r));
+      const third = await small.call('POST', `/orders/${c.id}/charge`, { body: { cardToken: 'tok_c' } });
+      expect(third.status).toBe(503);
+      expect(third.body.code).toBe('charge_queue_full');
+      expect(Number(third.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(await storedOrder(app, c.id)).toMatchObject({ status: 'pending', operation: null });
+      expect(await storedPayments(app, c.id)).toEqual([]);
+      expect((await first).status).toBe(200);
+      expect((await second).status).toBe(200);
+      expect(fake.calls.slice(before).map((x) => x.cardToken)).toEqual(['tok_a', 'tok_b']);
+    } finally {
+      await small.stop();
+    }
+  });
+});
