@@ -107,7 +107,7 @@ describe('cancelling', () => {
   test('when there is no valid staff token, then 401 and nothing is done', async () => {
     const id = await chargedOrder();
     const before = fake.calls.length;
-    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 'Basic dGVzdDp0ZXN0' }]) {
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 'Basic dGVzdDp0ZXN0' }] as Record<string, string>[]) {
       const res = await app.call('POST', `/orders/${id}/cancel`, { headers });
       expect(res.status).toBe(401);
       expect(res.body.code).toBe('unauthorized');

@@ -1,9 +1,8 @@
-import { Payment } from '../db/entities.js';
+import { randomUUID } from 'node:crypto';
 import type { DomainContext } from './context.js';
-import { AppError } from './errors.js';
-import { claimOrder, finishWithoutCall, releaseOrder } from './exclusive.js';
+import { claimOrder, finishClaim, releaseOrder } from './exclusive.js';
 import { orderView, type OrderView } from './orders.js';
-import { journaledCall, outcomeError } from './payments.js';
+import { journalRefund, outcomeError, settle } from './payments.js';
 
 /**
  * Cancels an order. A pending order is simply cancelled; a charged one is refunded in full first,
@@ -11,19 +10,26 @@ import { journaledCall, outcomeError } from './payments.js';
  * Cancelling a cancelled order answers the same again and refunds nothing.
  */
 export async function cancelOrder(ctx: DomainContext, id: string, reason?: string): Promise<{ refundedCents: number; order: OrderView }> {
-  const claimed = await claimOrder(ctx, id, 'cancel');
-  const { order } = claimed;
-  if (claimed.plan.kind === 'already_done') return { refundedCents: 0, order: orderView(order) };
+  const claim = await claimOrder(ctx, id, 'cancel');
+  if (claim.kind === 'already_done') return { refundedCents: 0, order: orderView(claim.order) };
+  const { order } = claim;
+  const cancelReason = reason ?? null;
   try {
-    const cancelReason = reason ?? null;
     if (order.status === 'pending' || order.totalCents === 0) {
-      await finishWithoutCall(ctx, order, 'cancelled', { cancelReason });
+      await finishClaim(ctx, order, 'cancelled', undefined, { cancelReason });
       return { refundedCents: 0, order: orderView(order) };
     }
-    const charge = await ctx.em.fork().findOne(Payment, { order: id, kind: 'charge', state: 'succeeded' }, { orderBy: { createdAt: 'desc' } });
-    if (!charge) throw new AppError('internal_error', `Order ${id} is charged but has no successful charge on record.`);
-    order.cancelReason = cancelReason;
-    const outcome = await journaledCall(ctx, order, 'refund', -order.totalCents, charge.cardToken, 'cancelled', { cancelReason });
+    const slot = ctx.services.charge.reserve();
+    const paymentId = randomUUID();
+    let refund;
+    try {
+      refund = await journalRefund(ctx, order, paymentId);
+    } catch (err) {
+      slot.cancel();
+      throw err;
+    }
+    const outcome = await slot.send(refund);
+    await settle(ctx, order, paymentId, 'refund', outcome, 'cancelled', { cancelReason });
     if (outcome.kind !== 'succeeded') throw outcomeError('refund', outcome);
     return { refundedCents: order.totalCents, order: orderView(order) };
   } catch (err) {

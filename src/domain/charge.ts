@@ -1,25 +1,39 @@
+import { randomUUID } from 'node:crypto';
 import type { DomainContext } from './context.js';
-import { claimOrder, finishWithoutCall, releaseOrder } from './exclusive.js';
+import { claimOrder, finishClaim, releaseOrder } from './exclusive.js';
 import { orderView, type OrderView } from './orders.js';
-import { journaledCall, outcomeError } from './payments.js';
+import { outcomeError, settle } from './payments.js';
 
 /**
- * Charges a pending order's total to the customer's card. Only one operation acts on an order at
- * a time; the call waits its turn in the charge queue; the order becomes `charged` exactly when the
- * charge service took the money. A zero total needs no call.
+ * Charges a pending order's total to the customer's card. The order is claimed and the charge
+ * journaled in one step; the call waits its turn in the charge queue; the order becomes `charged`
+ * exactly when the charge service took the money. A zero total needs no call.
  */
 export async function chargeOrder(ctx: DomainContext, id: string, cardToken: string): Promise<{ chargedCents: number; order: OrderView }> {
-  const { order } = await claimOrder(ctx, id, 'charge');
+  // A place in the queue first: when it is full we refuse before anything is written.
+  const slot = ctx.services.charge.reserve();
+  const paymentId = randomUUID();
+  let claim;
   try {
-    if (order.totalCents === 0) {
-      await finishWithoutCall(ctx, order, 'charged');
-      return { chargedCents: 0, order: orderView(order) };
-    }
-    const outcome = await journaledCall(ctx, order, 'charge', order.totalCents, cardToken, 'charged');
+    claim = await claimOrder(ctx, id, 'charge', { paymentId, kind: 'charge', cardToken });
+  } catch (err) {
+    slot.cancel();
+    throw err;
+  }
+  if (claim.kind !== 'claimed') throw new Error('a charge is never already done'); // plan() refuses instead
+  const { order } = claim;
+  if (!claim.journaled) {
+    slot.cancel();
+    await finishClaim(ctx, order, 'charged');
+    return { chargedCents: 0, order: orderView(order) };
+  }
+  try {
+    const outcome = await slot.send({ cardToken, amountCents: order.totalCents });
+    await settle(ctx, order, paymentId, 'charge', outcome, 'charged');
     if (outcome.kind !== 'succeeded') throw outcomeError('charge', outcome);
     return { chargedCents: order.totalCents, order: orderView(order) };
   } catch (err) {
-    // The journal already released the order when it recorded an outcome; this covers the rest.
+    // settle() released the order with the outcome; this covers a failure before that.
     await releaseOrder(ctx, id).catch(() => undefined);
     throw err;
   }

@@ -1,71 +1,65 @@
 import { Order, Payment } from '../db/entities.js';
+import { claimOrderRow, finishOrderRow, type JournalEntry, type OrderRecord } from '../db/order-sql.js';
 import { isOwnerAlive } from '../db/process-lease.js';
 import type { DomainContext } from './context.js';
 import { AppError } from './errors.js';
-import { enter, plan, type Operation, type Plan } from './order-state.js';
+import { enter, plan, statusesThatProceed, type Operation, type OrderStatus } from './order-state.js';
 import { findOrder } from './orders.js';
 
-export type Claimed = { order: Order; plan: Extract<Plan, { kind: 'proceed' }> };
+export type Claim =
+  | { kind: 'claimed'; order: OrderRecord; journaled: boolean }
+  /** The operation already happened (cancel of a cancelled order, fulfill of a fulfilled one). */
+  | { kind: 'already_done'; order: Order };
 
 /**
- * Makes this process the only one acting on an order: a conditional UPDATE sets the order's
- * `operation` only if no other is set and the status is still the one we planned from. The order
- * returned carries the status the operation starts from. `already_done` plans claim nothing.
- *
- * Refusals: the life-cycle answer (e.g. order_not_pending), 409 payment_in_doubt while a payment of
- * the order is in doubt, 409 operation_in_progress while another live process holds the order.
+ * Makes this process the only one acting on an order. One statement sets the order's `operation`
+ * if none is under way, the life cycle allows the operation from the current status and no
+ * payment of the order is in doubt (and, for a charge, journals the payment). When that fails we
+ * look at the order to answer why: the life-cycle refusal (e.g. order_not_pending), 409
+ * payment_in_doubt, or 409 operation_in_progress while another live process holds the order - an
+ * operation left by a process that is gone is recovered and the claim tried again.
  */
-export async function claimOrder(ctx: DomainContext, id: string, operation: Operation): Promise<Claimed | { order: Order; plan: { kind: 'already_done' } }> {
+export async function claimOrder(ctx: DomainContext, id: string, operation: Operation, journal?: JournalEntry): Promise<Claim> {
+  const from = statusesThatProceed(operation);
   for (let attempt = 0; attempt < 5; attempt += 1) {
+    const claimed = await claimOrderRow(ctx.em, { id, operation, owner: ctx.services.processKey, from, journal });
+    if (claimed) return { kind: 'claimed', ...claimed };
+
     const order = await findOrder(ctx, id);
     const p = plan(operation, order.status);
     if (p.kind === 'refuse') throw new AppError(p.code, p.detail);
-    if (p.kind === 'already_done') return { order, plan: p };
+    if (p.kind === 'already_done') return { kind: 'already_done', order };
     await refuseIfPaymentInDoubt(ctx, id);
-    if (order.operation !== null) {
-      await refuseUnlessAbandoned(ctx, order);
-      continue;
-    }
-    const claimed = await ctx.em.fork().nativeUpdate(
-      Order,
-      { id, status: order.status, operation: null },
-      { operation, operationOwner: ctx.services.processKey },
-    );
-    if (claimed === 1) {
-      order.operation = operation;
-      order.operationOwner = ctx.services.processKey;
-      return { order, plan: p };
-    }
-    // Someone changed the order between our read and our update: look again.
+    if (order.operation !== null) await refuseUnlessAbandoned(ctx, order);
+    // Otherwise the order changed between the two statements: try again.
   }
   throw new AppError('operation_in_progress', 'The order is changing right now; try again in a moment.');
 }
 
-/** A transition with no upstream call (zero totals, cancelling a pending order): status and release at once. */
-export async function finishWithoutCall(ctx: DomainContext, order: Order, to: Order['status'], extra: Partial<Order> = {}): Promise<void> {
-  enter(order, to);
-  Object.assign(order, extra);
-  await ctx.em.fork().nativeUpdate(
-    Order,
-    { id: order.id, operationOwner: ctx.services.processKey },
-    {
-      status: order.status,
-      updatedAt: order.updatedAt,
-      chargedAt: order.chargedAt,
-      fulfilledAt: order.fulfilledAt,
-      cancelledAt: order.cancelledAt,
-      cancelReason: order.cancelReason,
-      operation: null,
-      operationOwner: null,
-    },
-  );
-  order.operation = null;
-  order.operationOwner = null;
+/**
+ * Moves a claimed order to `to` (through the state machine) and releases it, optionally recording
+ * the outcome of its payment in the same statement.
+ */
+export async function finishClaim(
+  ctx: DomainContext,
+  order: OrderRecord,
+  to: OrderStatus | null,
+  payment?: { id: string; state: Payment['state']; outcome: string },
+  extra: { cancelReason?: string | null } = {},
+): Promise<void> {
+  let change;
+  if (to !== null) {
+    const next = enter({ ...order }, to);
+    change = { ...next, cancelReason: extra.cancelReason !== undefined ? extra.cancelReason : next.cancelReason };
+  }
+  const done = await finishOrderRow(ctx.em, { id: order.id, owner: ctx.services.processKey, change, payment });
+  if (!done) throw new Error(`order ${order.id} (or its started payment) was no longer held by this process`);
+  if (change) Object.assign(order, change);
 }
 
 /** Lets go of the order without changing it (the operation failed or was refused upstream). */
 export async function releaseOrder(ctx: DomainContext, id: string): Promise<void> {
-  await ctx.em.fork().nativeUpdate(Order, { id, operationOwner: ctx.services.processKey }, { operation: null, operationOwner: null });
+  await finishOrderRow(ctx.em, { id, owner: ctx.services.processKey });
 }
 
 async function refuseIfPaymentInDoubt(ctx: DomainContext, orderId: string): Promise<void> {

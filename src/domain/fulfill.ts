@@ -1,6 +1,6 @@
 import type { DomainContext } from './context.js';
 import { AppError } from './errors.js';
-import { claimOrder, finishWithoutCall, releaseOrder } from './exclusive.js';
+import { claimOrder, finishClaim, releaseOrder } from './exclusive.js';
 import { orderView, type OrderView } from './orders.js';
 
 // The fulfillment service has no one-at-a-time rule; a few items at once keep big orders quick.
@@ -13,11 +13,11 @@ const PARALLEL_ITEMS = 4;
  * changes and the call can simply be repeated (the service is idempotent per order and item).
  */
 export async function fulfillOrder(ctx: DomainContext, id: string): Promise<{ order: OrderView }> {
-  const claimed = await claimOrder(ctx, id, 'fulfill');
-  const { order } = claimed;
-  if (claimed.plan.kind === 'already_done') return { order: orderView(order) };
+  const claim = await claimOrder(ctx, id, 'fulfill');
+  if (claim.kind === 'already_done') return { order: orderView(claim.order) };
+  const { order } = claim;
   try {
-    const items = order.lineItems.getItems();
+    const items = order.lineItems;
     const failures: string[] = [];
     let timedOut = false;
     let next = 0;
@@ -37,7 +37,7 @@ export async function fulfillOrder(ctx: DomainContext, id: string): Promise<{ or
       const detail = `${failures.length} of ${items.length} line items could not be fulfilled: ${failures.join(', ')}. The order is still charged; try again.`;
       throw new AppError(timedOut ? 'upstream_timeout' : 'fulfillment_failed', detail);
     }
-    await finishWithoutCall(ctx, order, 'fulfilled');
+    await finishClaim(ctx, order, 'fulfilled');
     return { order: orderView(order) };
   } catch (err) {
     await releaseOrder(ctx, id).catch(() => undefined);

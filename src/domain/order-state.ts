@@ -1,4 +1,4 @@
-import { AppError, type ErrorCode } from './errors.js';
+import type { ErrorCode } from './errors.js';
 
 /**
  * The order life cycle, in one place:
@@ -45,11 +45,9 @@ export function plan(operation: Operation, status: OrderStatus): Plan {
   return TABLE[operation][status];
 }
 
-/** Throws the refusal of `plan()` as an AppError; returns the plan otherwise. */
-export function planOrRefuse(operation: Operation, status: OrderStatus): Exclude<Plan, { kind: 'refuse' }> {
-  const p = plan(operation, status);
-  if (p.kind === 'refuse') throw new AppError(p.code, p.detail);
-  return p;
+/** The statuses from which `operation` actually does something (the claim's precondition). */
+export function statusesThatProceed(operation: Operation): OrderStatus[] {
+  return ORDER_STATUSES.filter((status) => TABLE[operation][status].kind === 'proceed');
 }
 
 interface Stateful {

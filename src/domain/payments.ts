@@ -1,48 +1,32 @@
-import { randomUUID } from 'node:crypto';
-import { Order, Payment, type PaymentKind } from '../db/entities.js';
+import type { Payment } from '../db/entities.js';
+import type { OrderRecord } from '../db/order-sql.js';
+import type { ChargeOutcome } from '../upstream/charge-service.js';
 import type { DomainContext } from './context.js';
 import { AppError } from './errors.js';
-import { enter, type OrderStatus } from './order-state.js';
-import type { ChargeOutcome, QueueSlot } from '../upstream/charge-service.js';
+import { finishClaim } from './exclusive.js';
+import type { OrderStatus } from './order-state.js';
+
+// The payments journal: a payment row is committed as `started` before its request leaves (in
+// the claim for a charge, by journalRefund for a refund), and its outcome is committed together
+// with the order's new status and release (settle). Whatever happens in between - a crash, a
+// timeout, a reset - the journal says what may have happened, and nothing is guessed.
 
 /**
- * One call to the charge service, journaled: the payment row is committed as `started` before the
- * request leaves, and its outcome is committed together with the order's new status. Whatever
- * happens in between (crash, timeout, reset), the journal says what may have happened.
+ * Writes the `started` refund of a claimed, charged order: -total to the card of its successful
+ * charge. The caller never sends the card again; it never leaves the database except to the
+ * charge service.
  */
-export async function journaledCall(
-  ctx: DomainContext,
-  order: Order,
-  kind: PaymentKind,
-  amountCents: number,
-  cardToken: string,
-  onSuccess: OrderStatus,
-  extraOnSuccess: Partial<Order> = {},
-): Promise<ChargeOutcome> {
-  // Reserve first: a full queue refuses before anything is written.
-  const slot: QueueSlot = ctx.services.charge.reserve();
-  const paymentId = randomUUID();
-  try {
-    const now = new Date();
-    await ctx.em.fork().insert(Payment, {
-      id: paymentId,
-      order: order.id,
-      kind,
-      amountCents,
-      cardToken,
-      state: 'started',
-      owner: ctx.services.processKey,
-      createdAt: now,
-      updatedAt: now,
-    });
-  } catch (err) {
-    slot.cancel();
-    throw err;
-  }
-  const outcome = await slot.send({ cardToken, amountCents });
-  await recordOutcome(ctx, order, paymentId, outcome, onSuccess, extraOnSuccess);
-  ctx.log.info({ orderId: order.id, paymentId, kind, amountCents, outcome: outcome.kind }, 'charge service call');
-  return outcome;
+export async function journalRefund(ctx: DomainContext, order: OrderRecord, paymentId: string): Promise<{ cardToken: string; amountCents: number }> {
+  const rows = await ctx.em.getConnection().execute<{ card_token: string; amount_cents: string }[]>(
+    `insert into payments (id, order_id, kind, amount_cents, card_token, state, owner, created_at, updated_at)
+     select ?::uuid, p.order_id, 'refund', -p.amount_cents, p.card_token, 'started', ?, now(), now()
+     from payments p where p.order_id = ? and p.kind = 'charge' and p.state = 'succeeded'
+     order by p.created_at desc limit 1
+     returning card_token, amount_cents`,
+    [paymentId, ctx.services.processKey, order.id],
+  );
+  if (rows.length === 0) throw new Error(`order ${order.id} is charged but has no successful charge on record`);
+  return { cardToken: rows[0].card_token, amountCents: Number(rows[0].amount_cents) };
 }
 
 const STATE_OF: Record<ChargeOutcome['kind'], Payment['state']> = {
@@ -66,65 +50,47 @@ function describe(outcome: ChargeOutcome): string {
 }
 
 /**
- * Commits the payment's outcome, the order's status (on success) and the release of the order in
- * one transaction. Retried a few times: the money already moved, so losing this write would leave
- * the payment `started` until this process exits (it then becomes in doubt, never guessed).
+ * Commits a call's outcome: the payment's state, the order's new status (only on success) and the
+ * order's release, in one statement. Retried a few times: the money has already moved, and if this
+ * write is lost the payment stays `started` until this process exits - then it is in doubt.
  */
-async function recordOutcome(
+export async function settle(
   ctx: DomainContext,
-  order: Order,
+  order: OrderRecord,
   paymentId: string,
+  kind: Payment['kind'],
   outcome: ChargeOutcome,
   onSuccess: OrderStatus,
-  extraOnSuccess: Partial<Order>,
+  extra: { cancelReason?: string | null } = {},
 ): Promise<void> {
+  const payment = { id: paymentId, state: STATE_OF[outcome.kind], outcome: describe(outcome) };
   for (let attempt = 1; ; attempt += 1) {
     try {
-      await ctx.em.fork().transactional(async (em) => {
-        const now = new Date();
-        await em.nativeUpdate(Payment, { id: paymentId, state: 'started' }, { state: STATE_OF[outcome.kind], outcome: describe(outcome), updatedAt: now });
-        const changes: Partial<Order> = { operation: null, operationOwner: null };
-        if (outcome.kind === 'succeeded') {
-          const moved = enter({ ...pickState(order) }, onSuccess, now);
-          Object.assign(changes, moved, extraOnSuccess);
-        }
-        const updated = await em.nativeUpdate(Order, { id: order.id, operationOwner: ctx.services.processKey }, changes);
-        if (updated !== 1) throw new Error(`order ${order.id} was no longer held by this process`);
-        if (outcome.kind === 'succeeded') Object.assign(order, changes);
-      });
-      return;
+      await finishClaim(ctx, order, outcome.kind === 'succeeded' ? onSuccess : null, payment, extra);
+      break;
     } catch (err) {
       if (attempt >= 3) throw err;
       ctx.log.warn({ err, paymentId, attempt }, 'recording a payment outcome failed; retrying');
       await new Promise((r) => setTimeout(r, 100 * attempt));
     }
   }
-}
-
-function pickState(order: Order) {
-  return {
-    status: order.status,
-    updatedAt: order.updatedAt,
-    chargedAt: order.chargedAt,
-    fulfilledAt: order.fulfilledAt,
-    cancelledAt: order.cancelledAt,
-  };
+  const level = outcome.kind === 'in_doubt' ? 'warn' : 'info';
+  ctx.log[level]({ orderId: order.id, paymentId, kind, outcome: payment.outcome }, `${kind} ${payment.state}`);
 }
 
 /** Turns an unsuccessful outcome into the error the caller answers with. */
-export function outcomeError(kind: PaymentKind, outcome: Exclude<ChargeOutcome, { kind: 'succeeded' }>): AppError {
-  const what = kind === 'charge' ? 'charge' : 'refund';
+export function outcomeError(kind: Payment['kind'], outcome: Exclude<ChargeOutcome, { kind: 'succeeded' }>): AppError {
   switch (outcome.kind) {
     case 'declined':
       if (kind === 'charge') return new AppError('payment_declined', 'The card was declined. Ask the customer for another card.');
       return new AppError('charge_failed', `The charge service refused the refund (status ${outcome.status}); the order is still charged.`);
     case 'failed':
-      return new AppError('charge_failed', `The ${what} did not go through: ${outcome.reason}. Nothing was taken or refunded; it can be tried again.`);
+      return new AppError('charge_failed', `The ${kind} did not go through: ${outcome.reason}. Nothing was taken or refunded; it can be tried again.`);
     case 'in_doubt':
       if (outcome.reason === 'timeout') {
-        return new AppError('upstream_timeout', `The charge service did not answer in time; the ${what} is in doubt until staff resolve it.`);
+        return new AppError('upstream_timeout', `The charge service did not answer in time; the ${kind} is in doubt until staff resolve it.`);
       }
-      return new AppError('payment_in_doubt', `The connection to the charge service broke after the ${what} was sent; its outcome is unknown until staff resolve it.`, {
+      return new AppError('payment_in_doubt', `The connection to the charge service broke after the ${kind} was sent; its outcome is unknown until staff resolve it.`, {
         status: 502,
       });
   }

@@ -1,0 +1,148 @@
+import type { EntityManager } from '@mikro-orm/postgresql';
+import type { OrderStatus } from '../domain/order-state.js';
+import type { PaymentKind, PaymentState } from './entities.js';
+
+// The hot path of charge, cancel and fulfill in as few round trips as PostgreSQL allows: one
+// statement claims an order (and journals the payment), one records the outcome. Every charge
+// spends its database time while the previous charge is with the charge service, so these
+// statements decide how close the pipeline gets to the charge service's own pace.
+
+/** An order as the domain works with it: plain data, no ORM identity. */
+export interface OrderRecord {
+  id: string;
+  customerEmail: string;
+  status: OrderStatus;
+  totalCents: number;
+  lineItems: { description: string; priceCents: number; quantity: number }[];
+  createdAt: Date;
+  updatedAt: Date;
+  chargedAt: Date | null;
+  fulfilledAt: Date | null;
+  cancelledAt: Date | null;
+  cancelReason: string | null;
+}
+
+interface OrderRow {
+  id: string;
+  customer_email: string;
+  status: OrderStatus;
+  total_cents: string | number;
+  created_at: Date;
+  updated_at: Date;
+  charged_at: Date | null;
+  fulfilled_at: Date | null;
+  cancelled_at: Date | null;
+  cancel_reason: string | null;
+  line_items: { description: string; priceCents: number | string; quantity: number }[];
+}
+
+const ORDER_COLUMNS = `id, customer_email, status, total_cents, created_at, updated_at, charged_at, fulfilled_at, cancelled_at, cancel_reason`;
+const LINE_ITEMS_JSON = (alias: string) => `coalesce((
+    select json_agg(json_build_object('description', l.description, 'priceCents', l.price_cents, 'quantity', l.quantity) order by l.position)
+    from line_items l where l.order_id = ${alias}.id), '[]'::json) as line_items`;
+
+function toRecord(row: OrderRow): OrderRecord {
+  return {
+    id: row.id,
+    customerEmail: row.customer_email,
+    status: row.status,
+    totalCents: Number(row.total_cents),
+    lineItems: row.line_items.map((li) => ({ description: li.description, priceCents: Number(li.priceCents), quantity: li.quantity })),
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+    chargedAt: row.charged_at && new Date(row.charged_at),
+    fulfilledAt: row.fulfilled_at && new Date(row.fulfilled_at),
+    cancelledAt: row.cancelled_at && new Date(row.cancelled_at),
+    cancelReason: row.cancel_reason,
+  };
+}
+
+const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
+
+export interface JournalEntry {
+  paymentId: string;
+  kind: PaymentKind;
+  /** The charge's card, or - for a refund - null: the token of the order's successful charge is used. */
+  cardToken: string | null;
+}
+
+/**
+ * Sets the order's operation to ours if no operation is under way, its status is one of `from`,
+ * and none of its payments is in doubt - and, when `journal` is given and the total is not zero,
+ * writes the `started` payment (amount = +total for a charge, -total for a refund) in the same
+ * statement. Returns the claimed order and whether a payment was journaled, or null when the
+ * order could not be claimed (the caller finds out why, off the hot path).
+ */
+export async function claimOrderRow(
+  em: EntityManager,
+  args: { id: string; operation: string; owner: number; from: OrderStatus[]; journal?: JournalEntry },
+): Promise<{ order: OrderRecord; journaled: boolean } | null> {
+  const params: unknown[] = [args.operation, args.owner, args.id, ...args.from, args.id];
+  let journal = `select null::uuid as id where false`;
+  if (args.journal) {
+    const { paymentId, kind, cardToken } = args.journal;
+    const token =
+      cardToken !== null
+        ? '?::text'
+        : `(select p.card_token from payments p where p.order_id = c.id and p.kind = 'charge' and p.state = 'succeeded' order by p.created_at desc limit 1)`;
+    journal = `insert into payments (id, order_id, kind, amount_cents, card_token, state, owner, created_at, updated_at)
+      select ?::uuid, c.id, ?, ${kind === 'charge' ? 'c.total_cents' : '-c.total_cents'}, ${token}, 'started', ?, now(), now()
+      from claimed c where c.total_cents > 0 returning id`;
+    params.push(paymentId, kind);
+    if (cardToken !== null) params.push(cardToken);
+    params.push(args.owner);
+  }
+  const rows = await em.getConnection().execute<(OrderRow & { journaled: boolean })[]>(
+    `with claimed as (
+       update orders set operation = ?, operation_owner = ?
+       where id = ? and operation is null and status in (${placeholders(args.from.length)})
+         and not exists (select 1 from payments p where p.order_id = ? and p.state = 'in_doubt')
+       returning ${ORDER_COLUMNS}
+     ), journal as (${journal})
+     select c.*, ${LINE_ITEMS_JSON('c')}, exists (select 1 from journal) as journaled from claimed c`,
+    params,
+  );
+  if (rows.length === 0) return null;
+  return { order: toRecord(rows[0]), journaled: rows[0].journaled };
+}
+
+/** The order's new state (or none, to leave it as it was), written together with the release. */
+export interface OrderChange {
+  status: OrderStatus;
+  updatedAt: Date;
+  chargedAt: Date | null;
+  fulfilledAt: Date | null;
+  cancelledAt: Date | null;
+  cancelReason: string | null;
+}
+
+/**
+ * Releases the order held by `owner`, applying `change` if given; with `payment`, first records
+ * the payment's outcome - all in one statement, so one cannot happen without the other. Returns
+ * false when the order (or the started payment) was no longer ours.
+ */
+export async function finishOrderRow(
+  em: EntityManager,
+  args: { id: string; owner: number; change?: OrderChange; payment?: { id: string; state: PaymentState; outcome: string } },
+): Promise<boolean> {
+  const params: unknown[] = [];
+  let head = '';
+  let guard = '';
+  if (args.payment) {
+    head = `with p as (update payments set state = ?, outcome = ?, updated_at = now() where id = ? and state = 'started' returning order_id) `;
+    params.push(args.payment.state, args.payment.outcome, args.payment.id);
+    guard = ` and exists (select 1 from p)`;
+  }
+  let set = 'operation = null, operation_owner = null';
+  if (args.change) {
+    const c = args.change;
+    set += ', status = ?, updated_at = ?, charged_at = ?, fulfilled_at = ?, cancelled_at = ?, cancel_reason = ?';
+    params.push(c.status, c.updatedAt, c.chargedAt, c.fulfilledAt, c.cancelledAt, c.cancelReason);
+  }
+  params.push(args.id, args.owner);
+  const rows = await em.getConnection().execute<{ id: string }[]>(
+    `${head}update orders set ${set} where id = ? and operation_owner = ?${guard} returning id`,
+    params,
+  );
+  return rows.length === 1;
+}
