@@ -13,8 +13,8 @@ help:
 	@echo "make test   - install and run every check and test (embedded PostgreSQL unless DATABASE_URL is set)"
 	@echo "make build  - compile; afterwards 'npx order-up <command>' works"
 	@echo "make bench  - benchmarks (charge pipeline efficiency)"
-	@echo "make docs   - static API reference in docs/index.html"
-	@echo "make mock   - Prism mock of the API on http://127.0.0.1:4010"
+	@echo "make docs   - static, self-contained API reference in docs/index.html (open it in a browser)"
+	@echo "make mock   - Prism mock of the API on http://127.0.0.1:4010 (docs/frontend-guide.md)"
 	@echo "make gen    - regenerate $(GENERATED) from $(SPEC)"
 
 $(NPM_STAMP): package.json package-lock.json
@@ -52,10 +52,13 @@ run: build
 	node bin/order-up.js serve --simulate-upstreams
 
 bench: build
+	$(BIN)/tsc -p tsconfig.bench.json
 	node dist/test/bench/charge-pipeline.js
 
+# A single self-contained page (Redoc inlined, no CDN): works offline and from file://.
+# Generated, not committed (see .gitignore): GET /docs serves the same reference live.
 docs: install
-	$(BIN)/redocly build-docs $(SPEC) --output docs/index.html
+	$(BIN)/redocly build-docs $(SPEC) --inlineBundle --title "order-up API reference" --output docs/index.html
 
 mock: install
 	$(BIN)/prism mock $(SPEC) --host 127.0.0.1 --port 4010
