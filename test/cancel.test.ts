@@ -3,6 +3,7 @@ import { newOrder, startTestApp, type TestApp } from './support/app.js';
 import { FakeChargeService } from './support/fake-charge.js';
 import { FakeFulfillmentService } from './support/fake-fulfillment.js';
 import { storedOrder, storedPayments } from './support/state.js';
+import { resolvePayment } from '../src/domain/in-doubt.js';
 
 let fake: FakeChargeService;
 let fulfillment: FakeFulfillmentService;
@@ -191,6 +192,16 @@ describe('when the refund fails', () => {
     expect(res.status).toBe(502);
     expect(res.body.code).toBe('payment_in_doubt');
     expect(await storedOrder(app, id)).toMatchObject({ status: 'charged' });
+  });
+
+  test('when an in-doubt refund is resolved as succeeded, then the order is cancelled with the reason given to the cancel', async () => {
+    const id = await chargedOrder();
+    fake.next({ reset: true });
+    expect((await cancel(id, { reason: 'out of stock' })).status).toBe(502);
+    const refund = (await storedPayments(app, id)).find((p) => p.kind === 'refund');
+    const resolved = await resolvePayment(app.rt.context(), refund!.id, true);
+    expect(resolved.order).toMatchObject({ status: 'cancelled', cancelReason: 'out of stock' });
+    expect(await storedOrder(app, id)).toMatchObject({ status: 'cancelled', cancel_reason: 'out of stock' });
   });
 });
 

@@ -53,6 +53,8 @@ export class Payment {
   updatedAt!: Date;
   /** What happened, for staff: an upstream status, "timeout", "reset", "resolved by staff". */
   outcome: string | null = null;
+  /** For a refund: the reason of the cancel it belongs to, applied when the refund succeeds. */
+  cancelReason: string | null = null;
 }
 
 const money = () => ({ type: new BigIntType('number'), columnType: 'bigint' as const });
@@ -105,6 +107,7 @@ export const PaymentSchema = new EntitySchema<Payment>({
     createdAt: { type: 'Date', columnType: 'timestamptz' },
     updatedAt: { type: 'Date', columnType: 'timestamptz' },
     outcome: { type: 'string', columnType: 'text', nullable: true },
+    cancelReason: { type: 'string', columnType: 'text', nullable: true },
   },
 });
 

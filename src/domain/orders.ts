@@ -4,6 +4,7 @@ import { LineItem, Order } from '../db/entities.js';
 import type { DomainContext } from './context.js';
 import { AppError, invalid, type FieldError } from './errors.js';
 import type { OrderStatus } from './order-state.js';
+import type { OrderRecord } from '../db/order-sql.js';
 
 export interface NewOrderInput {
   id?: string;
@@ -28,11 +29,15 @@ export interface OrderView {
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
-export function orderView(order: Order): OrderView {
+/** An order with its line items as plain data: the entity, or a row from the hot path (db/order-sql.ts). */
+export type OrderLike = Omit<OrderRecord, 'lineItems'> & { lineItems: OrderRecord['lineItems'] | Order['lineItems'] };
+
+export function orderView(order: OrderLike): OrderView {
+  const items = Array.isArray(order.lineItems) ? order.lineItems : order.lineItems.getItems();
   return {
     id: order.id,
     customerEmail: order.customerEmail,
-    lineItems: order.lineItems.getItems().map((li) => ({
+    lineItems: items.map((li) => ({
       description: li.description,
       priceCents: li.priceCents,
       quantity: li.quantity,
@@ -122,6 +127,7 @@ export interface ListOrdersInput {
 // The cursor is the insertion sequence of the last order of a page. Newest first: orders created
 // while someone pages sort before the cursor, so they never shift a page or appear twice.
 const CURSOR_PREFIX = 'o1.';
+const MAX_BIGINT = 9223372036854775807n;
 
 function encodeCursor(seq: string): string {
   return CURSOR_PREFIX + Buffer.from(seq, 'utf8').toString('base64url');
@@ -129,7 +135,8 @@ function encodeCursor(seq: string): string {
 
 function decodeCursor(cursor: string): string {
   const seq = cursor.startsWith(CURSOR_PREFIX) ? Buffer.from(cursor.slice(CURSOR_PREFIX.length), 'base64url').toString('utf8') : '';
-  if (!/^[1-9][0-9]{0,18}$/.test(seq)) {
+  // 19 digits can exceed PostgreSQL's bigint (a 500 from the database): bound it too.
+  if (!/^[1-9][0-9]{0,18}$/.test(seq) || BigInt(seq) > MAX_BIGINT) {
     throw invalid([{ path: '/query/cursor', message: 'is not a cursor this service issued; use nextCursor from a previous page' }]);
   }
   return seq;

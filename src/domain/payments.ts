@@ -13,17 +13,22 @@ import type { OrderStatus } from './order-state.js';
 
 /**
  * Writes the `started` refund of a claimed, charged order: -total to the card of its successful
- * charge. The caller never sends the card again; it never leaves the database except to the
+ * charge, with the cancel's reason (applied if staff later resolve an in-doubt refund). The caller never sends the card again; it never leaves the database except to the
  * charge service.
  */
-export async function journalRefund(ctx: DomainContext, order: OrderRecord, paymentId: string): Promise<{ cardToken: string; amountCents: number }> {
+export async function journalRefund(
+  ctx: DomainContext,
+  order: OrderRecord,
+  paymentId: string,
+  cancelReason: string | null,
+): Promise<{ cardToken: string; amountCents: number }> {
   const rows = await ctx.em.getConnection().execute<{ card_token: string; amount_cents: string }[]>(
-    `insert into payments (id, order_id, kind, amount_cents, card_token, state, owner, created_at, updated_at)
-     select ?::uuid, p.order_id, 'refund', -p.amount_cents, p.card_token, 'started', ?, now(), now()
+    `insert into payments (id, order_id, kind, amount_cents, card_token, state, owner, created_at, updated_at, cancel_reason)
+     select ?::uuid, p.order_id, 'refund', -p.amount_cents, p.card_token, 'started', ?, now(), now(), ?
      from payments p where p.order_id = ? and p.kind = 'charge' and p.state = 'succeeded'
      order by p.created_at desc limit 1
      returning card_token, amount_cents`,
-    [paymentId, ctx.services.processKey, order.id],
+    [paymentId, ctx.services.processKey, cancelReason, order.id],
   );
   if (rows.length === 0) throw new Error(`order ${order.id} is charged but has no successful charge on record`);
   return { cardToken: rows[0].card_token, amountCents: Number(rows[0].amount_cents) };

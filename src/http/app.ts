@@ -4,7 +4,7 @@ import { OpenAPIBackend, type Context, type Request as OpenApiRequest } from 'op
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import type { Runtime } from '../runtime.js';
-import { AppError, invalid } from '../domain/errors.js';
+import { AppError, invalid, type FieldError } from '../domain/errors.js';
 import type { DomainContext } from '../domain/context.js';
 import { fieldErrors, sendProblem } from './problem.js';
 import { docsAssetPath, SPEC_PATH } from './assets.js';
@@ -26,6 +26,7 @@ export interface HandlerArgs {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const JSON_TYPE = /^application\/(?:[a-z0-9.+-]*\+)?json$/;
 
 export async function createApp(deps: HttpDeps): Promise<express.Express> {
@@ -44,7 +45,11 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
   });
   await api.init();
 
-  const route = (name: string) => (c: Context, args: HandlerArgs) => handlers[name](c, args);
+  // Runs after authentication and schema validation, so a 401 or a schema error comes first.
+  const route = (name: string) => (c: Context, args: HandlerArgs) => {
+    checkBodyText(c.request.requestBody);
+    return handlers[name](c, args);
+  };
   for (const operationId of Object.keys(handlers)) api.register(operationId, route(operationId));
   api.registerSecurityHandler('staffToken', (c: Context) => isStaff(c.request.headers.authorization, deps.config.staffTokens));
   api.register({
@@ -57,7 +62,11 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
     notFound: (c: Context) => {
       throw new AppError('not_found', `There is no endpoint ${c.request.method.toUpperCase()} ${c.request.path}.`);
     },
-    methodNotAllowed: (c: Context) => {
+    methodNotAllowed: (c: Context, { res }: HandlerArgs) => {
+      // RFC 9110: a 405 lists the methods the resource does support.
+      const allowed = ['get', 'post', 'put', 'patch', 'delete'].filter((method) => api.matchOperation({ method, path: c.request.path, headers: {} }));
+      if (allowed.includes('get')) allowed.splice(1, 0, 'head');
+      res.setHeader('Allow', allowed.map((m) => m.toUpperCase()).join(', '));
       throw new AppError('method_not_allowed', `${c.request.method.toUpperCase()} is not allowed on ${c.request.path}.`);
     },
   });
@@ -101,12 +110,14 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
     try {
       const ctx: DomainContext = deps.context(res.locals.log);
       const request: OpenApiRequest = {
-        method: req.method,
+        // HEAD is GET without the body (RFC 9110); node's http leaves the body out by itself.
+        method: req.method === 'HEAD' ? 'GET' : req.method,
         path: req.path,
         query: req.query as Record<string, string | string[]>,
         headers: req.headers as Record<string, string | string[]>,
         body: req.body,
       };
+      checkPathEncoding(api, request, deps.config.staffTokens);
       await api.handleRequest(request, { ctx, deps, req, res } satisfies HandlerArgs);
     } catch (err) {
       next(err);
@@ -117,6 +128,65 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
     sendProblem(res, bodyParserError(err) ?? err, res.locals.log ?? deps.log);
   });
   return app;
+}
+
+/**
+ * A path segment that is not valid percent-encoded UTF-8 (`/orders/%ZZ`) makes the router's
+ * decodeURIComponent throw; answer 400 at the parameter it falls in instead of a 500.
+ */
+function checkPathEncoding(api: OpenAPIBackend, request: OpenApiRequest, staffTokens: string[]): void {
+  const bad = (segment: string) => {
+    try {
+      decodeURIComponent(segment);
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  const segments = request.path.split('/');
+  if (!segments.some(bad)) return;
+  const operation = api.matchOperation(request);
+  // As everywhere else, a staff endpoint answers 401 before it looks at the request.
+  if (operation?.security?.some((s) => 'staffToken' in s) && !isStaff(request.headers.authorization, staffTokens)) {
+    throw new AppError('unauthorized', 'This endpoint is for staff: send Authorization: Bearer <staff token>.');
+  }
+  const template = operation?.path.split('/') ?? [];
+  const errors: FieldError[] = [];
+  segments.forEach((segment, i) => {
+    if (!bad(segment)) return;
+    const param = /^\{([^}]+)\}$/.exec(template[i] ?? '')?.[1];
+    errors.push({ path: param ? `/path/${param}` : '/path', message: 'is not valid percent-encoded UTF-8' });
+  });
+  throw invalid(errors);
+}
+
+/**
+ * PostgreSQL text cannot hold U+0000, and an unpaired surrogate cannot be stored as UTF-8 (it
+ * would silently become U+FFFD): refuse both in any string of a JSON body, with the pointer to
+ * it, before they can reach the database as a 500 or a quietly altered value. Iterative, so a
+ * deeply nested body cannot exhaust the stack.
+ */
+function checkBodyText(body: unknown): void {
+  if (body === null || typeof body !== 'object') return;
+  const errors: FieldError[] = [];
+  const stack: [unknown, string][] = [[body, '']];
+  const escape = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
+  const check = (text: string, path: string) => {
+    if (text.includes('\u0000')) errors.push({ path, message: 'must not contain the NUL character (U+0000)' });
+    else if (LONE_SURROGATE.test(text)) errors.push({ path, message: 'must be valid Unicode text (it contains an unpaired surrogate)' });
+  };
+  while (stack.length > 0 && errors.length < 100) {
+    const [value, path] = stack.pop()!;
+    if (typeof value === 'string') check(value, path);
+    else if (Array.isArray(value)) value.forEach((v, i) => stack.push([v, `${path}/${i}`]));
+    else if (value !== null && typeof value === 'object') {
+      for (const [k, v] of Object.entries(value)) {
+        check(k, `${path}/${escape(k)}`);
+        stack.push([v, `${path}/${escape(k)}`]);
+      }
+    }
+  }
+  if (errors.length > 0) throw invalid(errors.reverse());
 }
 
 /** express.json() failures carry a `type`; they are the client's fault, never a 500. */
@@ -133,14 +203,21 @@ function bodyParserError(err: unknown): AppError | undefined {
   return undefined;
 }
 
-/** CORS for the listed origins only; with CORS_ORIGINS unset no CORS header is ever sent. */
+/**
+ * CORS for the listed origins only; with CORS_ORIGINS unset no CORS header is ever sent.
+ * Listed origins are compared as browsers send them (`scheme://host[:port]`, lower case, no
+ * trailing slash), so `https://Shop.example/` in CORS_ORIGINS still matches. Preflights of a listed
+ * origin are answered here, before routing (openapi-backend knows no OPTIONS operations and would
+ * answer 405). Every response says `Vary: Origin` while CORS is on, so a shared cache never serves
+ * one origin's answer to another.
+ */
 function cors(origins: string[]) {
-  const allowed = new Set(origins);
+  const allowed = new Set(origins.map(normalizeOrigin));
   return (req: Request, res: Response, next: NextFunction) => {
+    res.vary('Origin');
     const origin = req.header('origin');
     if (!origin || !allowed.has(origin)) return next();
     res.setHeader('Access-Control-Allow-Origin', origin);
-    res.setHeader('Vary', 'Origin');
     res.setHeader('Access-Control-Expose-Headers', 'Location, X-Request-Id, Retry-After');
     if (req.method === 'OPTIONS' && req.header('access-control-request-method')) {
       res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
@@ -151,4 +228,13 @@ function cors(origins: string[]) {
     }
     next();
   };
+}
+
+function normalizeOrigin(origin: string): string {
+  try {
+    const url = new URL(origin);
+    return url.origin === 'null' ? origin : url.origin;
+  } catch {
+    return origin;
+  }
 }

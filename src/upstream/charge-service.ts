@@ -37,7 +37,6 @@ const TIMED_OUT = new Set(['ECONNABORTED', 'ETIMEDOUT', 'ERR_CANCELED']);
 export class ChargeService {
   private readonly queue = new PQueue({ concurrency: 1 });
   private readonly http: AxiosInstance | undefined;
-  private reserved = 0;
   private recentMs = 50;
 
   constructor(
@@ -59,10 +58,14 @@ export class ChargeService {
 
   /** Charges and refunds waiting in this process, the one in flight not counted. */
   get waiting(): number {
-    return this.queue.size + this.reserved;
+    return this.queue.size;
   }
 
-  /** Takes a place in the queue, or refuses with 503 charge_queue_full when it is full. */
+  /**
+   * Takes this request's place in the queue now, in arrival order, or refuses with 503
+   * charge_queue_full. The caller journals the payment, then `send`s (or `cancel`s); should the
+   * queue reach the place first, it waits for that - a moment of one database statement.
+   */
   reserve(): QueueSlot {
     if (!this.http) throw new AppError('charge_failed', 'No charge service is configured (CHARGE_SERVICE_URL); nothing was sent.');
     if (this.waiting >= this.maxWaiting) {
@@ -71,20 +74,18 @@ export class ChargeService {
         retryAfterSeconds: seconds,
       });
     }
-    this.reserved += 1;
-    let open = true;
-    const close = () => {
-      if (open) {
-        open = false;
-        this.reserved -= 1;
-      }
-    };
+    let fill!: (request: ChargeRequest | null) => void;
+    const request = new Promise<ChargeRequest | null>((resolve) => (fill = resolve));
+    const done = this.queue.add(async (): Promise<ChargeOutcome | null> => {
+      const r = await request;
+      return r === null ? null : this.callHoldingLock(r);
+    });
     return {
-      send: (request) => {
-        close();
-        return this.queue.add(() => this.callHoldingLock(request)) as Promise<ChargeOutcome>;
+      send: async (r) => {
+        fill(r);
+        return (await done)!;
       },
-      cancel: close,
+      cancel: () => fill(null),
     };
   }
 

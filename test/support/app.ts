@@ -1,4 +1,5 @@
 import { loadConfig, type Config } from '../../src/config.js';
+import type { DestinationStream } from 'pino';
 import { createLogger } from '../../src/log.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
 import { startServer, type RunningServer } from '../../src/server.js';
@@ -25,7 +26,17 @@ export interface Reply {
  * The real app, in-process, on a random port, against its own fresh PostgreSQL database (or the
  * one given, to run two instances on one database) and the given upstream URLs.
  */
-export async function startTestApp(opts: { databaseUrl?: string; env?: Record<string, string>; chargeUrl?: string; fulfillmentUrl?: string } = {}): Promise<TestApp> {
+export async function startTestApp(
+  opts: {
+    databaseUrl?: string;
+    env?: Record<string, string>;
+    chargeUrl?: string;
+    fulfillmentUrl?: string;
+    /** Where log lines go instead of stderr (to capture them), and at what level (default TEST_LOG_LEVEL or silent). */
+    logDestination?: DestinationStream;
+    logLevel?: string;
+  } = {},
+): Promise<TestApp> {
   const databaseUrl = opts.databaseUrl ?? (await freshDatabaseUrl('app'));
   const config: Config = loadConfig({
     DATABASE_URL: databaseUrl,
@@ -35,7 +46,7 @@ export async function startTestApp(opts: { databaseUrl?: string; env?: Record<st
     UPSTREAM_TIMEOUT_MS: '2000',
     ...opts.env,
   });
-  const rt = await openRuntime(config, createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), { migrate: true });
+  const rt = await openRuntime(config, createLogger({ level: opts.logLevel ?? process.env.TEST_LOG_LEVEL ?? 'silent', destination: opts.logDestination }), { migrate: true });
   const server = await startServer(rt, { port: 0, host: '127.0.0.1' });
   return {
     url: server.url,

@@ -1,0 +1,77 @@
+import { Option, type Command } from 'commander';
+import type { OrderView } from '../../src/domain/orders.js';
+import { ORDER_STATUSES, type OrderStatus } from '../../src/domain/order-state.js';
+import { orderDetail, orderTable } from '../format.js';
+import { EXIT_OK, example, fail, out, parseIntIn, printJson, withRuntime, type Cli } from '../shared.js';
+
+// The domain's page size limit (as on GET /orders); longer lists are fetched page by page.
+const PAGE = 500;
+const MAX_LIMIT = 100_000;
+
+/** `orders list` and `orders show`. */
+export function registerOrderCommands(program: Command, cli: Cli): void {
+  const orders = program
+    .command('orders')
+    .description('Look at orders.')
+    .addHelpText('after', example('order-up orders list --status charged', 'order-up orders show 8Jq2x0fN3kQ'));
+
+  orders
+    .command('list')
+    .description('List orders, newest first.')
+    .addOption(new Option('--status <status>', 'only orders with this status').choices(ORDER_STATUSES))
+    .addOption(new Option('--limit <n>', `how many orders at most (1..${MAX_LIMIT})`).argParser(parseIntIn('--limit', 1, MAX_LIMIT)).default(100))
+    .option('--cursor <cursor>', 'continue after a previous list (its nextCursor)')
+    .option('--json', 'print {"orders": [...], "nextCursor": ...} as JSON')
+    .addHelpText(
+      'after',
+      example('order-up orders list --status pending --limit 20', "order-up orders list --status charged --json | jq -r '.orders[].id'"),
+    )
+    .action(async (opts: { status?: OrderStatus; limit: number; cursor?: string; json?: boolean }) => {
+      try {
+        const { listOrders } = await import('../../src/domain/orders.js');
+        const page = await withRuntime(cli, async (rt) => {
+          const ctx = rt.context();
+          const found: OrderView[] = [];
+          let cursor = opts.cursor;
+          let nextCursor: string | null = null;
+          do {
+            const res = await listOrders(ctx, { status: opts.status, limit: Math.min(PAGE, opts.limit - found.length), cursor });
+            found.push(...res.orders);
+            nextCursor = res.nextCursor;
+            cursor = res.nextCursor ?? undefined;
+          } while (nextCursor && found.length < opts.limit);
+          return { orders: found, nextCursor };
+        });
+        if (opts.json) {
+          printJson(page);
+        } else if (page.orders.length === 0) {
+          out(opts.status ? `No ${opts.status} orders.` : 'No orders.');
+        } else {
+          out(orderTable(page.orders));
+          const what = `${page.orders.length} order${page.orders.length === 1 ? '' : 's'}${opts.status ? ` ${opts.status}` : ''}`;
+          out(page.nextCursor ? `\n${what} shown; more with: --cursor ${page.nextCursor}` : `\n${what}`);
+        }
+        cli.setExit(EXIT_OK);
+      } catch (e) {
+        fail(cli, e, opts.json);
+      }
+    });
+
+  orders
+    .command('show')
+    .description('Show one order with its line items.')
+    .argument('<id>', 'the order ID')
+    .option('--json', 'print {"order": ...} as JSON')
+    .addHelpText('after', example('order-up orders show 8Jq2x0fN3kQ', 'order-up orders show 8Jq2x0fN3kQ --json'))
+    .action(async (id: string, opts: { json?: boolean }) => {
+      try {
+        const { getOrder } = await import('../../src/domain/orders.js');
+        const order = await withRuntime(cli, (rt) => getOrder(rt.context(), id));
+        if (opts.json) printJson({ order });
+        else out(orderDetail(order));
+        cli.setExit(EXIT_OK);
+      } catch (e) {
+        fail(cli, e, opts.json);
+      }
+    });
+}

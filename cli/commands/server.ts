@@ -1,0 +1,101 @@
+import { Option, type Command } from 'commander';
+import type { Logger } from '../../src/log.js';
+import { publishSimulatedUpstreams } from '../simulated-upstreams.js';
+import { EXIT_FAILED, EXIT_OK, UsageError, example, type Cli } from '../shared.js';
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--port must be 0..65535, got "${value}"`);
+  return n;
+}
+
+// Imported when a command runs (not for --help or a usage error): see cli/shared.ts.
+const lazy = {
+  createLogger: async (): Promise<Logger> => (await import('../../src/log.js')).createLogger(),
+  openRuntime: async () => (await import('../../src/runtime.js')).openRuntime,
+  startServer: async () => (await import('../../src/server.js')).startServer,
+  startSimulator: async () => (await import('../../src/simulate/upstreams.js')).startSimulator,
+};
+
+/** `serve`, `migrate` and `simulate-upstreams`: the commands that run order-up (and its stand-ins) rather than act on orders. */
+export function registerServerCommands(program: Command, cli: Cli): void {
+  program
+    .command('serve')
+    .description('Run the HTTP API (applies pending migrations first unless --no-migrate).')
+    .addOption(new Option('--port <port>', 'port to listen on (env PORT, default 8888)').argParser(parsePort))
+    .option('--host <host>', 'address to bind (env HOST, default 127.0.0.1)')
+    .option('--simulate-upstreams', 'run built-in simulated charge and fulfillment services')
+    .option('--no-migrate', 'do not apply pending migrations at start')
+    .addHelpText('after', example('ORDER_UP_STAFF_TOKENS=secret order-up serve --port 8888 --simulate-upstreams'))
+    .action(async (opts: { port?: number; host?: string; simulateUpstreams?: boolean; migrate: boolean }) => {
+      const cfg = cli.config();
+      const log = await lazy.createLogger();
+      const [openRuntime, startServer, startSimulator] = await Promise.all([lazy.openRuntime(), lazy.startServer(), lazy.startSimulator()]);
+      const simulator = opts.simulateUpstreams ? await startSimulator({ log: log.child({ component: 'simulator' }) }) : undefined;
+      let unpublish = () => {};
+      if (simulator) {
+        cfg.chargeServiceUrl = simulator.url;
+        cfg.fulfillmentServiceUrl = simulator.url;
+        unpublish = publishSimulatedUpstreams(cfg.dataDir, simulator.url);
+      } else if (!cfg.chargeServiceUrl || !cfg.fulfillmentServiceUrl) {
+        throw new UsageError('serve needs CHARGE_SERVICE_URL and FULFILLMENT_SERVICE_URL (or --simulate-upstreams)');
+      }
+      const rt = await openRuntime(cfg, log, { migrate: opts.migrate });
+      const server = await startServer(rt, { port: opts.port ?? cfg.port, host: opts.host ?? cfg.host });
+      const lines = [`order-up listening on ${server.url}`, `docs: ${server.url}/docs`];
+      if (simulator) lines.push(`simulated charge and fulfillment services: ${simulator.url} (card tokens starting with tok_decline are declined)`);
+      if (cfg.staffTokenGenerated) lines.push(`staff token: ${cfg.staffTokens[0]}`);
+      process.stdout.write(lines.join('\n') + '\n');
+      await new Promise<void>((resolve) => {
+        const shutdown = (signal: string) => {
+          log.info({ signal }, 'shutting down: finishing in-flight work');
+          resolve();
+        };
+        process.once('SIGINT', shutdown);
+        process.once('SIGTERM', shutdown);
+      });
+      await server.stop();
+      await rt.close();
+      unpublish();
+      await simulator?.stop();
+      cli.setExit(EXIT_OK);
+    });
+
+  program
+    .command('migrate')
+    .description('Apply pending database migrations and exit.')
+    .addHelpText('after', example('DATABASE_URL=postgres://app:pw@db:5432/orders order-up migrate'))
+    .action(async () => {
+      const log = await lazy.createLogger();
+      const openRuntime = await lazy.openRuntime();
+      const rt = await openRuntime(cli.config(), log, { migrate: true });
+      await rt.close();
+      process.stdout.write('migrations applied\n');
+      cli.setExit(EXIT_OK);
+    });
+
+  program
+    .command('simulate-upstreams')
+    .description('Run simulated charge and fulfillment services on one port for local work.')
+    .addOption(new Option('--port <port>', 'port to listen on (default 8889)').argParser(parsePort))
+    .option('--latency <ms>', 'how long each simulated charge takes', '50')
+    .addHelpText(
+      'after',
+      example(
+        'order-up simulate-upstreams --port 8889',
+        'CHARGE_SERVICE_URL=http://127.0.0.1:8889 FULFILLMENT_SERVICE_URL=http://127.0.0.1:8889 order-up serve',
+      ),
+    )
+    .action(async (opts: { port?: number; latency: string }) => {
+      const log = await lazy.createLogger();
+      const startSimulator = await lazy.startSimulator();
+      const sim = await startSimulator({ port: opts.port ?? 8889, chargeLatencyMs: Number(opts.latency), log });
+      process.stdout.write(`simulated charge service: ${sim.url}/charge\nsimulated fulfillment service: ${sim.url}/fulfill\n`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
+      await sim.stop();
+      cli.setExit(sim.overlaps() > 0 ? EXIT_FAILED : EXIT_OK);
+    });
+}

@@ -1,0 +1,109 @@
+import { InvalidArgumentError } from 'commander';
+import type { Config } from '../src/config.js';
+import { AppError } from '../src/domain/errors.js';
+import type { Logger } from '../src/log.js';
+import type { Runtime } from '../src/runtime.js';
+import { findSimulatedUpstreams } from './simulated-upstreams.js';
+
+// The heavy modules (ORM, database driver, HTTP server) are imported when a command runs, not
+// when the program is assembled: `--help` and usage errors answer at once.
+
+/** Exit statuses of CONTRACT.md §4. */
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+
+/** A mistake in how the command was called: exit 2 with a short message. */
+export class UsageError extends Error {}
+
+/** What every command gets from the program: the (lazily loaded) configuration and the exit status. */
+export interface Cli {
+  config(): Config;
+  setExit(code: number): void;
+}
+
+/** Staff commands log only warnings unless LOG_LEVEL says otherwise, so their output stays clean. */
+export async function cliLogger(): Promise<Logger> {
+  const { createLogger } = await import('../src/log.js');
+  return createLogger({ level: process.env.LOG_LEVEL || 'warn' });
+}
+
+/**
+ * Opens the same runtime as the server (same database, charge queue and cross-process charge
+ * lock), without migrating: the server (or `order-up migrate`) owns the schema. Always closed,
+ * which waits for any queued refund to finish.
+ */
+export async function withRuntime<T>(cli: Cli, fn: (rt: Runtime) => Promise<T>): Promise<T> {
+  const config = cli.config();
+  if (!config.chargeServiceUrl || !config.fulfillmentServiceUrl) {
+    // Next to `make run` (serve --simulate-upstreams): use its simulated services.
+    const simulated = findSimulatedUpstreams(config.dataDir);
+    config.chargeServiceUrl ??= simulated;
+    config.fulfillmentServiceUrl ??= simulated;
+  }
+  const { openRuntime } = await import('../src/runtime.js');
+  const rt = await openRuntime(config, await cliLogger(), { migrate: false });
+  try {
+    return await fn(rt);
+  } finally {
+    await rt.close();
+  }
+}
+
+export function out(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+export function err(text: string): void {
+  process.stderr.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** A failure as staff see it: the stable code and a human detail that never carries internals or secrets. */
+export function describeError(e: unknown): { code: string; detail: string } {
+  if (e instanceof AppError) return { code: e.code, detail: e.detail };
+  if ((e as { code?: unknown }).code === '42P01') {
+    // undefined_table: staff commands never migrate (the server or `order-up migrate` does).
+    return { code: 'not_ready', detail: 'the database has no order-up tables yet: run "order-up migrate" (or start the server) first' };
+  }
+  return { code: 'internal_error', detail: safeMessage(e) };
+}
+
+/**
+ * Database errors quote the whole statement with its parameters (which could include a card
+ * token): keep only the database's own complaint after the statement, first line, bounded.
+ */
+export function safeMessage(e: unknown): string {
+  let msg = e instanceof Error ? e.message : String(e);
+  if (/^\s*(select|insert|update|delete|with)\b/i.test(msg)) {
+    const cut = msg.lastIndexOf(' - ');
+    msg = cut >= 0 ? `database error: ${msg.slice(cut + 3)}` : 'database error';
+  }
+  msg = msg.split('\n')[0];
+  return msg.length > 300 ? `${msg.slice(0, 300)}...` : msg;
+}
+
+/** Prints a failed single operation (JSON on stdout with --json, a line on stderr otherwise) and exits 1. */
+export function fail(cli: Cli, e: unknown, json: boolean | undefined): void {
+  const { code, detail } = describeError(e);
+  if (json) printJson({ error: { code, detail } });
+  else err(`order-up: ${code}: ${detail}`);
+  cli.setExit(EXIT_FAILED);
+}
+
+export function parseIntIn(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\s*\d+\s*$/.test(value) || !Number.isInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}.`);
+    }
+    return n;
+  };
+}
+
+export function example(...lines: string[]): string {
+  return `\nExample${lines.length > 1 ? 's' : ''}:\n${lines.map((l) => (l.startsWith('#') ? `  ${l}` : `  $ ${l}`)).join('\n')}`;
+}

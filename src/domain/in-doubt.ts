@@ -1,0 +1,117 @@
+import { LockMode } from '@mikro-orm/core';
+import { Order, Payment, type PaymentKind, type PaymentState } from '../db/entities.js';
+import type { DomainContext } from './context.js';
+import { AppError } from './errors.js';
+import { enter, type OrderStatus } from './order-state.js';
+import { getOrder, type OrderView } from './orders.js';
+
+/**
+ * The in-doubt procedure (CONTRACT.md §2, invariant 5): a charge or refund whose outcome is unknown
+ * (timeout, connection reset, a crash during the call) is recorded `in_doubt` and blocks every
+ * further charge or cancel of its order. Staff ask the charge service what really happened and
+ * record it here; only then does the order move on. Nothing here ever shows a card token.
+ */
+
+/** What staff see of a payment. Built field by field: the card token can never slip in. */
+export interface PaymentView {
+  paymentId: string;
+  orderId: string;
+  kind: PaymentKind;
+  /** Exactly what the charge service was sent: positive for a charge, negative for a refund. */
+  amountCents: number;
+  /** When the call was journaled (just before it was sent). */
+  startedAt: string;
+  /** What is known about the call, e.g. "connection broke after the request was sent". */
+  outcome: string | null;
+}
+
+export interface ResolvedPaymentView extends PaymentView {
+  state: PaymentState;
+  resolvedAt: string;
+}
+
+function paymentView(p: Pick<Payment, 'id' | 'kind' | 'amountCents' | 'createdAt' | 'outcome'>, orderId: string): PaymentView {
+  return {
+    paymentId: p.id,
+    orderId,
+    kind: p.kind,
+    amountCents: p.amountCents,
+    startedAt: p.createdAt.toISOString(),
+    outcome: p.outcome,
+  };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Every payment whose outcome is unknown, oldest first. */
+export async function listInDoubtPayments(ctx: DomainContext): Promise<PaymentView[]> {
+  const rows = await ctx.em.fork().find(
+    Payment,
+    { state: 'in_doubt' },
+    { fields: ['id', 'order', 'kind', 'amountCents', 'createdAt', 'outcome'], orderBy: { createdAt: 'asc', id: 'asc' } },
+  );
+  return rows.map((p) => paymentView(p, p.order.id));
+}
+
+/** Where the order goes for each confirmed outcome: `null` means it stays where it is. */
+const NEXT_STATUS: Record<PaymentKind, { succeeded: OrderStatus | null; failed: OrderStatus | null; from: OrderStatus }> = {
+  charge: { succeeded: 'charged', failed: null, from: 'pending' },
+  refund: { succeeded: 'cancelled', failed: null, from: 'charged' },
+};
+
+/**
+ * Records the outcome staff confirmed with the charge service for an in-doubt payment and moves
+ * the order on, in one transaction holding row locks on the payment and the order:
+ * charge succeeded -> `charged`; charge failed -> stays `pending`; refund succeeded ->
+ * `cancelled`; refund failed -> stays `charged`. Resolving twice answers payment_not_in_doubt.
+ */
+export async function resolvePayment(
+  ctx: DomainContext,
+  paymentId: string,
+  succeeded: boolean,
+): Promise<{ payment: ResolvedPaymentView; order: OrderView }> {
+  if (!UUID.test(paymentId)) throw notFound(paymentId);
+  const outcome = `resolved by staff: ${succeeded ? 'succeeded' : 'failed'}`;
+  const resolved = await ctx.em.fork().transactional(async (em) => {
+    // Payment first, then order: the same order as the journal's own outcome transaction, so the
+    // two can never deadlock.
+    const payment = await em.findOne(Payment, { id: paymentId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    if (!payment) throw notFound(paymentId);
+    const orderId = payment.order.id;
+    if (payment.state !== 'in_doubt') {
+      throw new AppError(
+        'payment_not_in_doubt',
+        `Payment ${paymentId} is ${payment.state}, not in doubt${payment.outcome ? ` (${payment.outcome})` : ''}; there is nothing to resolve.`,
+      );
+    }
+    const order = await em.findOne(Order, { id: orderId }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
+    if (!order) throw new AppError('internal_error', `Payment ${paymentId} belongs to an order that does not exist.`);
+    if (order.operation !== null) {
+      throw new AppError('operation_in_progress', `Another ${order.operation} of order ${orderId} is under way; try again when it has finished.`);
+    }
+    const rule = NEXT_STATUS[payment.kind];
+    if (order.status !== rule.from) {
+      // Cannot happen while the journal holds: an in-doubt payment blocks every other operation.
+      throw new AppError(
+        rule.from === 'pending' ? 'order_not_pending' : 'order_not_charged',
+        `Order ${orderId} is ${order.status}, but an in-doubt ${payment.kind} needs it ${rule.from}; nothing was changed.`,
+      );
+    }
+    const now = new Date();
+    payment.state = succeeded ? 'succeeded' : 'failed';
+    payment.outcome = outcome;
+    payment.updatedAt = now;
+    const to = succeeded ? rule.succeeded : rule.failed;
+    if (to) enter(order, to, now);
+    if (to === 'cancelled') order.cancelReason = payment.cancelReason;
+    await em.flush();
+    ctx.log.info({ paymentId, orderId, kind: payment.kind, outcome: payment.state, orderStatus: order.status }, 'in-doubt payment resolved by staff');
+    return { ...paymentView(payment, orderId), state: payment.state, resolvedAt: now.toISOString() };
+  });
+  return { payment: resolved, order: await getOrder(ctx, resolved.orderId) };
+}
+
+function notFound(paymentId: string): AppError {
+  const shown = paymentId.length > 80 ? `${paymentId.slice(0, 80)}...` : paymentId;
+  return new AppError('payment_not_found', `There is no payment with the ID "${shown}".`);
+}

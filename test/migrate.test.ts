@@ -1,0 +1,132 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import pg from 'pg';
+import { migrate, openOrm, type Orm } from '../src/db/orm.js';
+import { migrationsList } from '../src/db/migrations/index.js';
+import { dropDatabaseUrl, freshDatabaseUrl } from './support/test-db.js';
+
+const run = promisify(execFile);
+const ROOT = process.cwd();
+const MIGRATIONS = migrationsList.map((m) => m.name);
+const MIGRATION_LOCK = 710_001; // the key src/db/orm.ts serialises migrations on
+
+const made: string[] = [];
+async function freshDb(): Promise<string> {
+  const url = await freshDatabaseUrl('migrate');
+  made.push(url);
+  return url;
+}
+afterAll(async () => {
+  for (const url of made) await dropDatabaseUrl(url).catch(() => undefined);
+});
+
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** What a migrated database must hold, exactly once. */
+async function expectSchemaOnce(url: string): Promise<void> {
+  await withClient(url, async (c) => {
+    const applied = await c.query<{ name: string }>('select name from mikro_orm_migrations order by id');
+    expect(applied.rows.map((r) => r.name.replace(/\.[jt]s$/, ''))).toEqual(MIGRATIONS);
+    const tables = await c.query<{ tablename: string }>(`select tablename from pg_tables where schemaname = 'public' order by tablename`);
+    expect(tables.rows.map((r) => r.tablename)).toEqual(['line_items', 'mikro_orm_migrations', 'orders', 'payments']);
+    const seqs = await c.query<{ n: string }>(`select count(*) as n from pg_sequences where schemaname = 'public' and sequencename in ('orders_seq_seq', 'order_up_process_key')`);
+    expect(Number(seqs.rows[0].n)).toBe(2);
+    // And it works: an order can be stored.
+    await c.query(`insert into orders (id, customer_email, status, total_cents, created_at, updated_at) values ('m1', 'a@b', 'pending', 0, now(), now())`);
+    await c.query(`delete from orders where id = 'm1'`);
+  });
+}
+
+describe('when migrations are applied in-process', () => {
+  const orms: Orm[] = [];
+  afterAll(async () => {
+    for (const orm of orms) await orm.close(true);
+  });
+  async function open(url: string): Promise<Orm> {
+    const orm = await openOrm(url);
+    orms.push(orm);
+    return orm;
+  }
+
+  test('when two migrators start at once on a fresh database, then both succeed and the schema is there once', async () => {
+    const url = await freshDb();
+    const [a, b] = await Promise.all([open(url), open(url)]);
+    const results = await Promise.all([migrate(a, url), migrate(b, url)]);
+    // One applied everything, the other found nothing left to do.
+    expect(results.map((r) => r.length).sort()).toEqual([0, MIGRATIONS.length]);
+    expect(results.flat().map((n) => n.replace(/\.[jt]s$/, ''))).toEqual(MIGRATIONS);
+    await expectSchemaOnce(url);
+    // A later run applies nothing.
+    expect(await migrate(a, url)).toEqual([]);
+    await expectSchemaOnce(url);
+  });
+
+  test('when another process holds the migration lock, then migrate waits for it and then succeeds', async () => {
+    const url = await freshDb();
+    const orm = await open(url);
+    const holder = new pg.Client({ connectionString: url });
+    holder.on('error', () => undefined);
+    await holder.connect();
+    try {
+      await holder.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
+      let done = false;
+      const pending = migrate(orm, url).then((r) => {
+        done = true;
+        return r;
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(done).toBe(false);
+      const tables = await holder.query(`select 1 from pg_tables where tablename = 'orders'`);
+      expect(tables.rowCount).toBe(0);
+      await holder.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+      expect((await pending).length).toBe(MIGRATIONS.length);
+    } finally {
+      await holder.end();
+    }
+    await expectSchemaOnce(url);
+  });
+});
+
+describe('when `order-up migrate` runs as a process', () => {
+  const cli = path.join(ROOT, 'bin', 'order-up.js');
+  beforeAll(async () => {
+    // `make test` builds first; a lone jest run builds here when dist/ is missing.
+    if (!existsSync(path.join(ROOT, 'dist', 'cli', 'main.js'))) {
+      await run('make', ['build'], { cwd: ROOT, timeout: 120_000 });
+    }
+  }, 150_000);
+
+  const migrateCli = (url: string) =>
+    run(process.execPath, [cli, 'migrate'], {
+      cwd: ROOT,
+      env: { ...process.env, DATABASE_URL: url, LOG_LEVEL: 'info' },
+      timeout: 20_000,
+    });
+
+  test('when two `order-up migrate` processes start at once on a fresh database, then both exit 0 and the schema is there once', async () => {
+    const url = await freshDb();
+    const [a, b] = await Promise.all([migrateCli(url), migrateCli(url)]);
+    expect(a.stdout).toContain('migrations applied');
+    expect(b.stdout).toContain('migrations applied');
+    await expectSchemaOnce(url);
+    // Run again on the migrated database: still exit 0, nothing changes.
+    const again = await migrateCli(url);
+    expect(again.stdout).toContain('migrations applied');
+    await expectSchemaOnce(url);
+    // The database password is not written out.
+    const password = new URL(url).password;
+    if (password) expect(a.stdout + a.stderr + b.stdout + b.stderr + again.stderr).not.toContain(password);
+  });
+});
