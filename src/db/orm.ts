@@ -6,9 +6,15 @@ import { migrationsList } from './migrations/index.js';
 
 export type Orm = MikroORM;
 
+// knex reports pool trouble with console.log, which would land on stdout (the CLI's --json output).
+const toStderr = (level: string) => (message: unknown) => {
+  process.stderr.write(`${JSON.stringify({ level, msg: 'database client', detail: String(message) })}\n`);
+};
+
 /** The ORM options shared by the app, the CLI and mikro-orm.config.ts. */
 export function ormOptions(clientUrl: string) {
   return {
+    driverOptions: { log: { warn: toStderr('warn'), error: toStderr('error'), deprecate: toStderr('warn'), debug: () => undefined } },
     clientUrl,
     entities,
     extensions: [Migrator],
@@ -33,7 +39,9 @@ const MIGRATION_LOCK = 710_001;
  * lock held on a connection of its own, so the second finds nothing left to do.
  */
 export async function migrate(orm: Orm, databaseUrl: string): Promise<string[]> {
-  const client = new pg.Client({ connectionString: databaseUrl });
+  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'order-up migrate' });
+  // A dropped connection fails the query below (and so the migration) instead of crashing the process.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);

@@ -18,23 +18,23 @@ export async function fulfillOrder(ctx: DomainContext, id: string): Promise<{ or
   const { order } = claim;
   try {
     const items = order.lineItems;
-    const failures: string[] = [];
-    let timedOut = false;
-    let next = 0;
-    const worker = async () => {
-      while (next < items.length) {
-        const item = items[next++];
-        const result = await ctx.services.fulfillment.fulfill({ description: item.description, quantity: item.quantity, orderID: order.id });
-        if (!result.ok) {
-          failures.push(`"${item.description}" (${result.detail})`);
-          timedOut ||= result.reason === 'timeout';
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(PARALLEL_ITEMS, items.length) }, worker));
-    if (failures.length > 0) {
-      ctx.log.warn({ orderId: id, failed: failures.length, of: items.length }, 'fulfillment failed');
-      const detail = `${failures.length} of ${items.length} line items could not be fulfilled: ${failures.join(', ')}. The order is still charged; try again.`;
+    const results = await mapWithLimit(items, PARALLEL_ITEMS, (item) =>
+      ctx.services.fulfillment.fulfill({ description: item.description, quantity: item.quantity, orderID: order.id }),
+    );
+    // Logged after the fact, in line-item order, so a parallel run still reads top to bottom.
+    results.forEach((result, i) => {
+      const line = { orderId: id, item: i + 1, of: items.length, description: items[i].description };
+      if (result.ok) ctx.log.info(line, 'line item fulfilled');
+      else ctx.log.warn({ ...line, detail: result.detail }, 'line item not fulfilled');
+    });
+    const failed = items.flatMap((item, i) => {
+      const result = results[i];
+      return result.ok ? [] : [{ item, result }];
+    });
+    if (failed.length > 0) {
+      const list = failed.map(({ item, result }) => `"${item.description}" (${result.ok ? '' : result.detail})`).join(', ');
+      const timedOut = failed.some(({ result }) => !result.ok && result.reason === 'timeout');
+      const detail = `${failed.length} of ${items.length} line items could not be fulfilled: ${list}. The order is still charged; try again.`;
       throw new AppError(timedOut ? 'upstream_timeout' : 'fulfillment_failed', detail);
     }
     await finishClaim(ctx, order, 'fulfilled');
@@ -43,4 +43,18 @@ export async function fulfillOrder(ctx: DomainContext, id: string): Promise<{ or
     await releaseOrder(ctx, id).catch(() => undefined);
     throw err;
   }
+}
+
+/** Runs `fn` over `items` with at most `limit` at once; results keep the items' order. */
+async function mapWithLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
