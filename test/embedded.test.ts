@@ -3,6 +3,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -11,8 +12,12 @@ import { createDatabase, startEmbeddedDatabase, stopEmbeddedDatabase } from '../
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // Under the repo (world-searchable), not mktemp: postgres runs as another user when we are root.
+// A clone inside a 0700 directory cannot host the data, so then the data goes to the temp dir.
 const workDir = path.join(repoRoot, '.test-db', `embedded-${process.pid}-${randomBytes(3).toString('hex')}`);
-const dataDir = path.join(workDir, 'data');
+const searchable = (dir: string): boolean =>
+  (fs.statSync(dir).mode & 0o001) !== 0 && (dir === path.dirname(dir) || searchable(path.dirname(dir)));
+const dataRoot = searchable(repoRoot) ? workDir : path.join(os.tmpdir(), path.basename(workDir));
+const dataDir = path.join(dataRoot, 'data');
 const compiled = path.join(workDir, 'embedded.mjs');
 const childScript = path.join(repoRoot, 'test', 'support', 'embedded-child.mjs');
 const started: string[] = [];
@@ -94,6 +99,7 @@ function alive(pid: number): boolean {
 
 beforeAll(() => {
   fs.mkdirSync(workDir, { recursive: true, mode: 0o755 });
+  fs.mkdirSync(dataRoot, { recursive: true, mode: 0o755 });
   const { code } = transformFileSync(path.join(repoRoot, 'src', 'db', 'embedded.ts'), {
     jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' },
   });
@@ -104,6 +110,7 @@ beforeAll(() => {
 afterAll(async () => {
   for (const dir of started) await stopEmbeddedDatabase({ dataDir: dir }).catch(() => {});
   fs.rmSync(workDir, { recursive: true, force: true });
+  fs.rmSync(dataRoot, { recursive: true, force: true });
 });
 
 describe('embedded PostgreSQL shared by several processes', () => {
@@ -189,7 +196,7 @@ describe('embedded PostgreSQL shared by several processes', () => {
   });
 
   test('when two processes start at once on a fresh data dir, then exactly one initialises and owns it', async () => {
-    const fresh = path.join(workDir, 'fresh');
+    const fresh = path.join(dataRoot, 'fresh');
     started.push(fresh);
     const a = child(fresh, 'hold', 'a');
     const b = child(fresh, 'hold', 'b');
@@ -206,7 +213,7 @@ describe('embedded PostgreSQL shared by several processes', () => {
 
   test('when an ancestor of the data dir is not world-searchable, then start fails naming it', async () => {
     if (process.getuid?.() !== 0) return; // postgres runs as ourselves: nothing to check
-    const closed = path.join(workDir, 'closed');
+    const closed = path.join(dataRoot, 'closed');
     fs.mkdirSync(closed, { mode: 0o700 });
     fs.chmodSync(closed, 0o700);
     await expect(startEmbeddedDatabase({ dataDir: path.join(closed, 'data') })).rejects.toThrow(closed);
