@@ -53,9 +53,16 @@ export function orderView(order: OrderLike): OrderView {
   };
 }
 
-/** 128 random bits, URL-safe: an order's ID is the customer's only key to it, so it must not be guessable. */
+/**
+ * 128 random bits, URL-safe: an order's ID is the customer's only key to it, so it must not be
+ * guessable. IDs that would start with "-" or "_" are drawn again, so they never look like a
+ * command-line option to the staff CLI (or a shell).
+ */
 export function newOrderId(): string {
-  return randomBytes(16).toString('base64url');
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (/^[A-Za-z0-9]/.test(id)) return id;
+  }
 }
 
 /**
