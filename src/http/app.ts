@@ -44,6 +44,11 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
     },
   });
   await api.init();
+  // openapi-backend rebuilds its flat list of operations (lodash chains over the whole document)
+  // twice per request while routing (~0.15 ms of CPU per request in `make bench`). The document never
+  // changes after init, so build the list once.
+  const operations = api.router.getOperations();
+  api.router.getOperations = () => operations;
 
   // Runs after authentication and schema validation, so a 401 or a schema error comes first.
   const route = (name: string) => (c: Context, args: HandlerArgs) => {
