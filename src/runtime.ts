@@ -53,6 +53,7 @@ export async function openRuntime(config: Config, log: Logger, opts: { migrate: 
   }
   const services: Services = {
     processKey: lease.key,
+    activeOrders: new Set(),
     charge: new ChargeService(config.chargeServiceUrl, config.upstreamTimeoutMs, config.chargeQueueMax, new ChargeLock(url)),
     fulfillment: new FulfillmentService(config.fulfillmentServiceUrl, config.upstreamTimeoutMs),
   };

@@ -85,3 +85,31 @@ test('when the server gets SIGTERM with charges queued, then it answers every on
     await observer.stop();
   }
 });
+
+test('when the process loses its database lease, then it exits at once instead of carrying on with work others may now recover', async () => {
+  const databaseUrl = await freshDatabaseUrl('lease');
+  const server = await startChildServer({ DATABASE_URL: databaseUrl, CHARGE_SERVICE_URL: fake.url, FULFILLMENT_SERVICE_URL: fake.url });
+  const observer = await startTestApp({ databaseUrl, chargeUrl: fake.url });
+  try {
+    await observer.rt.orm.em
+      .getConnection()
+      .execute(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'order-up lease' and pid <> ? and datname = current_database()`, [
+        await leasePidOf(observer),
+      ]);
+    expect(await server.exited).toBe(1);
+    expect(server.stderr()).toContain('lost its database lease');
+  } finally {
+    await observer.stop();
+  }
+});
+
+/** The backend pid of the observer's own lease, so terminating "the others" spares it. */
+async function leasePidOf(app: Awaited<ReturnType<typeof startTestApp>>): Promise<number> {
+  const rows = await app.rt.orm.em
+    .getConnection()
+    .execute<{ pid: number }[]>(
+      `select l.pid from pg_locks l where l.locktype = 'advisory' and l.classid = 7100 and l.objid = ? and l.granted`,
+      [app.rt.services.processKey],
+    );
+  return rows[0].pid;
+}

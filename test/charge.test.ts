@@ -238,4 +238,52 @@ describe('concurrency', () => {
       await small.stop();
     }
   });
+
+  test('when a refused charge held a place in the queue, then the cross-process lock is still handed over afterwards', async () => {
+    const other = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: fake.url });
+    try {
+      const [a, b] = [await pendingOrder(), await pendingOrder()];
+      const before = fake.calls.length;
+      fake.next({ status: 201, delayMs: 100 });
+      const first = charge(a.id);
+      await fake.received(before + 1);
+      // Takes a place in the queue behind the call in flight, then is refused (no such order).
+      expect((await charge('no-such-order')).status).toBe(404);
+      expect((await first).status).toBe(200);
+      // Another process can now call: the lock was not kept by the idle one.
+      const res = await other.call('POST', `/orders/${b.id}/charge`, { body: { cardToken: 'tok_other' } });
+      expect(res.status).toBe(200);
+    } finally {
+      await other.stop();
+    }
+  });
+});
+
+describe('recovery of orders this process left behind', () => {
+  test('when an order was left claimed by this process after a failure, then the next operation recovers it', async () => {
+    const order = await pendingOrder();
+    await app.rt.orm.em
+      .getConnection()
+      .execute(`update orders set operation = 'charge', operation_owner = ? where id = ?`, [app.rt.services.processKey, order.id]);
+    const res = await charge(order.id);
+    expect(res.status).toBe(200);
+    expect(await storedOrder(app, order.id)).toMatchObject({ status: 'charged', operation: null });
+  });
+
+  test('when a payment was left started on an order nobody holds, then it is treated as in doubt and nothing is sent', async () => {
+    const order = await pendingOrder();
+    await app.rt.orm.em
+      .getConnection()
+      .execute(
+        `insert into payments (id, order_id, kind, amount_cents, card_token, state, owner, created_at, updated_at)
+         values (gen_random_uuid(), ?, 'charge', 3300, 'tok_left', 'started', ?, now(), now())`,
+        [order.id, app.rt.services.processKey],
+      );
+    const before = fake.calls.length;
+    const res = await charge(order.id);
+    expect(res.status).toBe(409);
+    expect(res.body.code).toBe('payment_in_doubt');
+    expect(fake.calls.length).toBe(before);
+    expect(await storedOrder(app, order.id)).toMatchObject({ status: 'pending', operation: null });
+  });
 });

@@ -43,7 +43,7 @@ let charge: FakeChargeService;
 let fulfillment: FakeFulfillmentService;
 /** The app under test: fake upstreams, a short upstream timeout. */
 let app: TestApp;
-/** A second instance on the same database that refuses every charge: ORDER_UP_CHARGE_QUEUE_MAX=0. */
+/** A second instance on the same database where nothing may wait for the charge service: ORDER_UP_CHARGE_QUEUE_MAX=0. */
 let queueFullApp: TestApp;
 /** A third instance on the same database whose upstreams are the Prism mocks of (b). */
 let mockedApp: TestApp;
@@ -78,7 +78,8 @@ beforeAll(async () => {
     databaseUrl: app.rt.databaseUrl,
     chargeUrl: charge.url,
     fulfillmentUrl: fulfillment.url,
-    env: { ORDER_UP_CHARGE_QUEUE_MAX: '0' },
+    // A long timeout: its one charge in flight must stay in flight while the test provokes the 503s.
+    env: { ORDER_UP_CHARGE_QUEUE_MAX: '0', UPSTREAM_TIMEOUT_MS: '30000' },
   });
   wrongServer = await startWrongServer();
   const proxies = Promise.all([
@@ -531,17 +532,26 @@ describe('(a) the app behind a validating Prism proxy', () => {
       expectAnswer(await send('POST', `/orders/${id}/fulfill`, { staff: true }), 200);
     });
 
-    test('503 charge_queue_full with Retry-After (an instance with ORDER_UP_CHARGE_QUEUE_MAX=0)', async () => {
+    test('503 charge_queue_full with Retry-After (an instance with ORDER_UP_CHARGE_QUEUE_MAX=0, busy with one charge)', async () => {
       const id = await createdOrder();
+      const busy = await createdOrder();
+      // Charged before the hang: while that instance's call is in flight, no other instance may call.
+      const charged = await chargedOrder();
       const before = charge.calls.length;
+      // Nothing may wait on that instance: once a charge is in flight, the next is refused.
+      charge.next({ hang: true });
+      const inFlight = call(queueFullApp.url, 'POST', `/orders/${busy}/charge`, { body: { cardToken: 'tok_visa' } });
+      await charge.received(before + 1);
       for (const r of [
         await call(lenientQueueFull.url, 'POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_visa' } }),
-        await call(lenientQueueFull.url, 'POST', `/orders/${await chargedOrder()}/cancel`, { staff: true }),
+        await call(lenientQueueFull.url, 'POST', `/orders/${charged}/cancel`, { staff: true }),
       ]) {
         expectAnswer(r, 503, 'charge_queue_full');
         expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
       }
-      expect(charge.calls.length).toBe(before + 1); // only the charge of chargedOrder() on the main instance
+      charge.releaseHung();
+      expect((await inFlight).status).toBe(200);
+      expect(charge.calls.length).toBe(before + 1); // only the busy charge
       expect((await send('GET', `/orders/${id}`)).body.order.status).toBe('pending');
     });
   });

@@ -47,12 +47,20 @@ export function registerServerCommands(program: Command, cli: Cli): void {
       if (cfg.staffTokenGenerated) lines.push(`staff token: ${cfg.staffTokens[0]}`);
       process.stdout.write(lines.join('\n') + '\n');
       await new Promise<void>((resolve) => {
+        let stopping = false;
+        // The handlers stay installed: a second Ctrl-C during the drain must not kill the process
+        // with charges in flight (they would all become in doubt).
         const shutdown = (signal: string) => {
+          if (stopping) {
+            log.warn({ signal }, 'already shutting down: waiting for in-flight and queued work to finish');
+            return;
+          }
+          stopping = true;
           log.info({ signal }, 'shutting down: finishing in-flight work');
           resolve();
         };
-        process.once('SIGINT', shutdown);
-        process.once('SIGTERM', shutdown);
+        process.on('SIGINT', shutdown);
+        process.on('SIGTERM', shutdown);
       });
       await server.stop();
       await rt.close();

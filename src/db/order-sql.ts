@@ -105,7 +105,7 @@ export interface JournalEntry {
 
 /**
  * Sets the order's operation to ours if no operation is under way, its status is one of `from`,
- * and none of its payments is in doubt - and, when `journal` is given and the total is not zero,
+ * and none of its payments is open (started or in doubt) - and, when `journal` is given and the total is not zero,
  * writes the `started` payment (amount = +total for a charge, -total for a refund) in the same
  * statement. Returns the claimed order and whether a payment was journaled, or null when the
  * order could not be claimed (the caller finds out why, off the hot path).
@@ -134,7 +134,7 @@ export async function claimOrderRow(
     `with claimed as (
        update orders set operation = ?, operation_owner = ?
        where id = ? and operation is null and status in (${placeholders(args.from.length)})
-         and not exists (select 1 from payments p where p.order_id = ? and p.state = 'in_doubt')
+         and not exists (select 1 from payments p where p.order_id = ? and p.state in ('started', 'in_doubt'))
        returning ${ORDER_COLUMNS}
      ), journal as (${journal})
      select c.*, ${LINE_ITEMS_JSON('c')}, exists (select 1 from journal) as journaled from claimed c`,
@@ -155,19 +155,21 @@ export interface OrderChange {
 }
 
 /**
- * Releases the order held by `owner`, applying `change` if given; with `payment`, first records
- * the payment's outcome - all in one statement, so one cannot happen without the other. Returns
- * false when the order (or the started payment) was no longer ours.
+ * Releases the order held by `owner`, applying `change` if given; with `payment`, also records the
+ * payment's outcome - all in one statement, so one cannot happen without the other, and neither
+ * happens unless the order is still held by `owner` (and the payment still `started`). Returns
+ * false when nothing was written.
  */
 export async function finishOrderRow(
   em: EntityManager,
   args: { id: string; owner: number; change?: OrderChange; payment?: { id: string; state: PaymentState; outcome: string } },
 ): Promise<boolean> {
-  const params: unknown[] = [];
-  let head = '';
+  const params: unknown[] = [args.id, args.owner];
+  let ctes = `with held as (select id from orders where id = ? and operation_owner = ? for update)`;
   let guard = '';
   if (args.payment) {
-    head = `with p as (update payments set state = ?, outcome = ?, updated_at = now() where id = ? and state = 'started' returning order_id) `;
+    ctes += `, p as (update payments set state = ?, outcome = ?, updated_at = now()
+      where id = ? and state = 'started' and exists (select 1 from held) returning order_id)`;
     params.push(args.payment.state, args.payment.outcome, args.payment.id);
     guard = ` and exists (select 1 from p)`;
   }
@@ -177,11 +179,39 @@ export async function finishOrderRow(
     set += ', status = ?, updated_at = ?, charged_at = ?, fulfilled_at = ?, cancelled_at = ?, cancel_reason = ?';
     params.push(c.status, c.updatedAt, c.chargedAt, c.fulfilledAt, c.cancelledAt, c.cancelReason);
   }
-  params.push(args.id, args.owner);
   const rows = await run<{ id: string }>(
     em,
-    `${head}update orders set ${set} where id = ? and operation_owner = ?${guard} returning id`,
+    `${ctes} update orders set ${set} where id in (select id from held)${guard} returning id`,
     params,
   );
   return rows.length === 1;
+}
+
+/**
+ * Lets go of an order this process holds but no longer works on (its work failed before it could
+ * record an outcome): a `started` payment of it becomes `in_doubt` - whatever happened upstream is
+ * not guessed - and the order is released, in one statement.
+ */
+export async function abandonOrderRow(em: EntityManager, args: { id: string; owner: number; outcome: string }): Promise<void> {
+  await run(
+    em,
+    `with released as (update orders set operation = null, operation_owner = null where id = ? and operation_owner = ? returning id)
+     update payments set state = 'in_doubt', outcome = ?, updated_at = now()
+     where order_id = ? and owner = ? and state = 'started'`,
+    [args.id, args.owner, args.outcome, args.id, args.owner],
+  );
+}
+
+/**
+ * Everything a process that is gone left behind, in one statement: its `started` payments become
+ * `in_doubt` and its claims on orders are released. Returns how many payments became in doubt.
+ */
+export async function recoverOwnerRows(em: EntityManager, owner: number, outcome: string): Promise<number> {
+  const rows = await run<{ id: string }>(
+    em,
+    `with released as (update orders set operation = null, operation_owner = null where operation_owner = ? returning id)
+     update payments set state = 'in_doubt', outcome = ?, updated_at = now() where owner = ? and state = 'started' returning id`,
+    [owner, outcome, owner],
+  );
+  return rows.length;
 }

@@ -15,21 +15,31 @@ export class ProcessLease {
   private constructor(
     readonly key: number,
     private readonly client: pg.Client,
+    private readonly state: { released: boolean },
   ) {}
 
   static async acquire(databaseUrl: string): Promise<ProcessLease> {
-    const client = new pg.Client({ connectionString: databaseUrl, application_name: 'order-up lease' });
+    const client = new pg.Client({ connectionString: databaseUrl, application_name: 'order-up lease', keepAlive: true });
     await client.connect();
-    // An error on this idle connection must not crash the process; the lock is then lost, which
-    // only makes others treat our work as in doubt (never the other way round).
-    client.on('error', () => undefined);
+    const lease = { released: false };
+    // Losing this connection loses the lock, and other processes would then take our work for
+    // abandoned and recover it while we still do it. So losing it ends the process at once: what
+    // it had under way becomes in doubt, which is safe; carrying on would not be.
+    const lost = (why: string) => {
+      if (lease.released) return;
+      process.stderr.write(`${JSON.stringify({ level: 60, msg: 'order-up lost its database lease; exiting so no work is done twice', why })}\n`);
+      process.exit(1);
+    };
+    client.on('error', (err) => lost(err.message));
+    client.on('end', () => lost('connection ended'));
     const { rows } = await client.query<{ key: number }>(`select nextval('order_up_process_key')::int as key`);
     const key = rows[0].key;
     await client.query('select pg_advisory_lock($1, $2)', [LOCK_NS_PROCESS, key]);
-    return new ProcessLease(key, client);
+    return new ProcessLease(key, client, lease);
   }
 
   async release(): Promise<void> {
+    this.state.released = true;
     await this.client.end().catch(() => undefined);
   }
 }

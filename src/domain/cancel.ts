@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { DomainContext } from './context.js';
-import { claimOrder, finishClaim, releaseOrder } from './exclusive.js';
+import { claimOrder, finishClaim, holding } from './exclusive.js';
 import { orderView, type OrderView } from './orders.js';
 import { journalRefund, outcomeError, settle } from './payments.js';
 
@@ -14,9 +14,9 @@ export async function cancelOrder(ctx: DomainContext, id: string, reason?: strin
   if (claim.kind === 'already_done') return { refundedCents: 0, order: orderView(claim.order) };
   const { order } = claim;
   const cancelReason = reason ?? null;
-  try {
+  return holding(ctx, claim, async () => {
     if (order.status === 'pending' || order.totalCents === 0) {
-      await finishClaim(ctx, order, 'cancelled', undefined, { cancelReason });
+      await finishClaim(ctx, claim, 'cancelled', { cancelReason });
       return { refundedCents: 0, order: orderView(order) };
     }
     const slot = ctx.services.charge.reserve();
@@ -28,12 +28,10 @@ export async function cancelOrder(ctx: DomainContext, id: string, reason?: strin
       slot.cancel();
       throw err;
     }
+    claim.paymentId = paymentId;
     const outcome = await slot.send(refund);
-    await settle(ctx, order, paymentId, 'refund', outcome, 'cancelled', { cancelReason });
+    await settle(ctx, claim, 'refund', outcome, 'cancelled', { cancelReason });
     if (outcome.kind !== 'succeeded') throw outcomeError('refund', outcome);
     return { refundedCents: order.totalCents, order: orderView(order) };
-  } catch (err) {
-    await releaseOrder(ctx, id).catch(() => undefined);
-    throw err;
-  }
+  });
 }

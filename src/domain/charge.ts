@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { DomainContext } from './context.js';
-import { claimOrder, finishClaim, releaseOrder } from './exclusive.js';
+import { claimOrder, finishClaim, holding } from './exclusive.js';
 import { orderView, type OrderView } from './orders.js';
 import { outcomeError, settle } from './payments.js';
 
@@ -12,29 +12,25 @@ import { outcomeError, settle } from './payments.js';
 export async function chargeOrder(ctx: DomainContext, id: string, cardToken: string): Promise<{ chargedCents: number; order: OrderView }> {
   // A place in the queue first: when it is full we refuse before anything is written.
   const slot = ctx.services.charge.reserve();
-  const paymentId = randomUUID();
   let claim;
   try {
-    claim = await claimOrder(ctx, id, 'charge', { paymentId, kind: 'charge', cardToken });
+    claim = await claimOrder(ctx, id, 'charge', { paymentId: randomUUID(), kind: 'charge', cardToken });
   } catch (err) {
     slot.cancel();
     throw err;
   }
   if (claim.kind !== 'claimed') throw new Error('a charge is never already done'); // plan() refuses instead
-  const { order } = claim;
-  if (!claim.journaled) {
-    slot.cancel();
-    await finishClaim(ctx, order, 'charged');
-    return { chargedCents: 0, order: orderView(order) };
-  }
-  try {
+  const held = claim;
+  const { order } = held;
+  return holding(ctx, held, async () => {
+    if (!held.journaled) {
+      slot.cancel();
+      await finishClaim(ctx, held, 'charged');
+      return { chargedCents: 0, order: orderView(order) };
+    }
     const outcome = await slot.send({ cardToken, amountCents: order.totalCents });
-    await settle(ctx, order, paymentId, 'charge', outcome, 'charged');
+    await settle(ctx, held, 'charge', outcome, 'charged');
     if (outcome.kind !== 'succeeded') throw outcomeError('charge', outcome);
     return { chargedCents: order.totalCents, order: orderView(order) };
-  } catch (err) {
-    // settle() released the order with the outcome; this covers a failure before that.
-    await releaseOrder(ctx, id).catch(() => undefined);
-    throw err;
-  }
+  });
 }

@@ -1,35 +1,45 @@
 import { Order, Payment } from '../db/entities.js';
-import { claimOrderRow, finishOrderRow, type JournalEntry, type OrderRecord } from '../db/order-sql.js';
+import { abandonOrderRow, claimOrderRow, finishOrderRow, recoverOwnerRows, type JournalEntry, type OrderRecord } from '../db/order-sql.js';
 import { isOwnerAlive } from '../db/process-lease.js';
 import type { DomainContext } from './context.js';
 import { AppError } from './errors.js';
 import { enter, plan, statusesThatProceed, type Operation, type OrderStatus } from './order-state.js';
 import { findOrder } from './orders.js';
 
+/** An order this process holds for one operation, until `finishClaim` or `holding`'s clean-up lets go. */
+export interface HeldOrder {
+  order: OrderRecord;
+  held: boolean;
+  /** The payment journaled for this operation, if any: on an unexpected failure it becomes in doubt. */
+  paymentId?: string;
+}
+
 export type Claim =
-  | { kind: 'claimed'; order: OrderRecord; journaled: boolean }
+  | ({ kind: 'claimed'; journaled: boolean } & HeldOrder)
   /** The operation already happened (cancel of a cancelled order, fulfill of a fulfilled one). */
   | { kind: 'already_done'; order: Order };
 
 /**
  * Makes this process the only one acting on an order. One statement sets the order's `operation`
  * if none is under way, the life cycle allows the operation from the current status and no
- * payment of the order is in doubt (and, for a charge, journals the payment). When that fails we
+ * payment of the order is open (and, for a charge, journals the payment). When that fails we
  * look at the order to answer why: the life-cycle refusal (e.g. order_not_pending), 409
- * payment_in_doubt, or 409 operation_in_progress while another live process holds the order - an
- * operation left by a process that is gone is recovered and the claim tried again.
+ * payment_in_doubt, or 409 operation_in_progress while another live operation holds the order - an
+ * operation left behind by a process that is gone (or by this one, after a failure it could not
+ * clean up) is recovered and the claim tried again.
  */
 export async function claimOrder(ctx: DomainContext, id: string, operation: Operation, journal?: JournalEntry): Promise<Claim> {
   const from = statusesThatProceed(operation);
   for (let attempt = 0; attempt < 5; attempt += 1) {
     const claimed = await claimOrderRow(ctx.em, { id, operation, owner: ctx.services.processKey, from, journal });
-    if (claimed) return { kind: 'claimed', ...claimed };
-
+    if (claimed) {
+      return { kind: 'claimed', held: true, paymentId: claimed.journaled ? journal?.paymentId : undefined, ...claimed };
+    }
     const order = await findOrder(ctx, id);
     const p = plan(operation, order.status);
     if (p.kind === 'refuse') throw new AppError(p.code, p.detail);
     if (p.kind === 'already_done') return { kind: 'already_done', order };
-    await refuseIfPaymentInDoubt(ctx, id);
+    await refuseIfPaymentOpen(ctx, order);
     if (order.operation !== null) await refuseUnlessAbandoned(ctx, order);
     // Otherwise the order changed between the two statements: try again.
   }
@@ -37,33 +47,68 @@ export async function claimOrder(ctx: DomainContext, id: string, operation: Oper
 }
 
 /**
- * Moves a claimed order to `to` (through the state machine) and releases it, optionally recording
- * the outcome of its payment in the same statement.
+ * Runs an operation's work on a held order. The order is known to be worked on meanwhile (so this
+ * process's own claim is never mistaken for a stuck one); if the work fails before it let go of
+ * the order, the order is released and its started payment, if any, marked in doubt.
  */
-export async function finishClaim(
+export async function holding<T>(ctx: DomainContext, claim: HeldOrder, work: () => Promise<T>): Promise<T> {
+  const active = ctx.services.activeOrders;
+  active.add(claim.order.id);
+  try {
+    return await work();
+  } catch (err) {
+    if (claim.held) {
+      await abandonOrderRow(ctx.em, {
+        id: claim.order.id,
+        owner: ctx.services.processKey,
+        outcome: `order-up could not record the outcome (${err instanceof AppError ? err.code : 'internal error'})`,
+      }).catch((e: unknown) => ctx.log.error({ err: e, orderId: claim.order.id }, 'could not release an order; it is recovered on its next use'));
+      claim.held = false;
+    }
+    throw err;
+  } finally {
+    active.delete(claim.order.id);
+  }
+}
+
+/**
+ * Moves a held order to `to` (through the state machine) - or leaves its status as it is with
+ * `to = null` - and releases it, recording the outcome of its payment in the same statement.
+ * Returns false when nothing was written (the order or the started payment was no longer ours).
+ */
+export async function tryFinishClaim(
   ctx: DomainContext,
-  order: OrderRecord,
+  claim: HeldOrder,
   to: OrderStatus | null,
   payment?: { id: string; state: Payment['state']; outcome: string },
   extra: { cancelReason?: string | null } = {},
-): Promise<void> {
+): Promise<boolean> {
+  const { order } = claim;
   let change;
   if (to !== null) {
     const next = enter({ ...order }, to);
     change = { ...next, cancelReason: extra.cancelReason !== undefined ? extra.cancelReason : next.cancelReason };
   }
   const done = await finishOrderRow(ctx.em, { id: order.id, owner: ctx.services.processKey, change, payment });
-  if (!done) throw new Error(`order ${order.id} (or its started payment) was no longer held by this process`);
-  if (change) Object.assign(order, change);
+  if (done) {
+    claim.held = false;
+    if (change) Object.assign(order, change);
+  }
+  return done;
 }
 
-/** Lets go of the order without changing it (the operation failed or was refused upstream). */
-export async function releaseOrder(ctx: DomainContext, id: string): Promise<void> {
-  await finishOrderRow(ctx.em, { id, owner: ctx.services.processKey });
+/** As tryFinishClaim, for work with no payment to record: losing the order on the way is an error. */
+export async function finishClaim(ctx: DomainContext, claim: HeldOrder, to: OrderStatus, extra: { cancelReason?: string | null } = {}): Promise<void> {
+  if (!(await tryFinishClaim(ctx, claim, to, undefined, extra))) {
+    throw new Error(`order ${claim.order.id} was no longer held by this process`);
+  }
 }
 
-async function refuseIfPaymentInDoubt(ctx: DomainContext, orderId: string): Promise<void> {
-  const doubtful = await ctx.em.fork().findOne(Payment, { order: orderId, state: 'in_doubt' }, { fields: ['id', 'kind'] });
+async function refuseIfPaymentOpen(ctx: DomainContext, order: Order): Promise<void> {
+  const open = await ctx.em.fork().find(Payment, { order: order.id, state: { $in: ['in_doubt', 'started'] } }, { fields: ['id', 'kind', 'state'] });
+  // A started payment of a held order is that operation's own call; of an order nobody holds it is
+  // as good as in doubt.
+  const doubtful = open.find((p) => p.state === 'in_doubt') ?? (order.operation === null ? open[0] : undefined);
   if (doubtful) {
     throw new AppError(
       'payment_in_doubt',
@@ -73,12 +118,17 @@ async function refuseIfPaymentInDoubt(ctx: DomainContext, orderId: string): Prom
 }
 
 /**
- * An operation left on an order by a process that has since died is cleared here, and its started
- * payment marked in doubt; an operation of a live process is respected.
+ * An operation left on an order by a process that has since died - or by this process, when a
+ * failure kept it from letting go - is recovered here; an operation under way is respected.
  */
 async function refuseUnlessAbandoned(ctx: DomainContext, order: Order): Promise<void> {
   const owner = order.operationOwner;
-  if (owner !== null && !(await isOwnerAlive(ctx.em, owner, ctx.services.processKey))) {
+  const self = ctx.services.processKey;
+  if (owner === self && !ctx.services.activeOrders.has(order.id)) {
+    await abandonOrderRow(ctx.em, { id: order.id, owner, outcome: 'order-up could not record the outcome' });
+    return;
+  }
+  if (owner !== null && !(await isOwnerAlive(ctx.em, owner, self))) {
     await recoverOwner(ctx, owner);
     return;
   }
@@ -88,20 +138,12 @@ async function refuseUnlessAbandoned(ctx: DomainContext, order: Order): Promise<
 /**
  * Everything a dead process left behind: `started` payments become `in_doubt` (the call may have
  * reached the charge service - never guess), and its claims on orders are released. Safe to run
- * from several processes at once: each statement only touches rows still owned by `owner`.
+ * from several processes at once: it only touches rows still owned by `owner`.
  */
 export async function recoverOwner(ctx: DomainContext, owner: number): Promise<number> {
-  return ctx.em.fork().transactional(async (em) => {
-    const now = new Date();
-    const doubted = await em.nativeUpdate(
-      Payment,
-      { owner, state: 'started' },
-      { state: 'in_doubt', outcome: 'order-up stopped during the call', updatedAt: now },
-    );
-    await em.nativeUpdate(Order, { operationOwner: owner }, { operation: null, operationOwner: null });
-    if (doubted > 0) ctx.log.warn({ owner, payments: doubted }, 'payments left started by a stopped process are now in doubt');
-    return doubted;
-  });
+  const doubted = await recoverOwnerRows(ctx.em, owner, 'order-up stopped during the call');
+  if (doubted > 0) ctx.log.warn({ owner, payments: doubted }, 'payments left started by a stopped process are now in doubt');
+  return doubted;
 }
 
 /** At start-up: recover the work of every process that is gone. Work of live processes is left alone. */

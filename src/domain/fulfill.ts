@@ -1,6 +1,6 @@
 import type { DomainContext } from './context.js';
 import { AppError } from './errors.js';
-import { claimOrder, finishClaim, releaseOrder } from './exclusive.js';
+import { claimOrder, finishClaim, holding } from './exclusive.js';
 import { orderView, type OrderView } from './orders.js';
 
 // The fulfillment service has no one-at-a-time rule; a few items at once keep big orders quick.
@@ -16,7 +16,7 @@ export async function fulfillOrder(ctx: DomainContext, id: string): Promise<{ or
   const claim = await claimOrder(ctx, id, 'fulfill');
   if (claim.kind === 'already_done') return { order: orderView(claim.order) };
   const { order } = claim;
-  try {
+  return holding(ctx, claim, async () => {
     const items = order.lineItems;
     const results = await mapWithLimit(items, PARALLEL_ITEMS, (item) =>
       ctx.services.fulfillment.fulfill({ description: item.description, quantity: item.quantity, orderID: order.id }),
@@ -37,12 +37,9 @@ export async function fulfillOrder(ctx: DomainContext, id: string): Promise<{ or
       const detail = `${failed.length} of ${items.length} line items could not be fulfilled: ${list}. The order is still charged; try again.`;
       throw new AppError(timedOut ? 'upstream_timeout' : 'fulfillment_failed', detail);
     }
-    await finishClaim(ctx, order, 'fulfilled');
+    await finishClaim(ctx, claim, 'fulfilled');
     return { order: orderView(order) };
-  } catch (err) {
-    await releaseOrder(ctx, id).catch(() => undefined);
-    throw err;
-  }
+  });
 }
 
 /** Runs `fn` over `items` with at most `limit` at once; results keep the items' order. */

@@ -3,7 +3,8 @@ import type { OrderRecord } from '../db/order-sql.js';
 import type { ChargeOutcome } from '../upstream/charge-service.js';
 import type { DomainContext } from './context.js';
 import { AppError } from './errors.js';
-import { finishClaim } from './exclusive.js';
+import { tryFinishClaim, type HeldOrder } from './exclusive.js';
+import { findOrder } from './orders.js';
 import type { OrderStatus } from './order-state.js';
 
 // The payments journal: a payment row is committed as `started` before its request leaves (in
@@ -56,23 +57,29 @@ function describe(outcome: ChargeOutcome): string {
 
 /**
  * Commits a call's outcome: the payment's state, the order's new status (only on success) and the
- * order's release, in one statement. Retried a few times: the money has already moved, and if this
- * write is lost the payment stays `started` until this process exits - then it is in doubt.
+ * order's release, in one statement. Retried a few times, since the money has already moved; when
+ * a retry finds the outcome already recorded (the first commit went through but its answer was
+ * lost), that is success. If it cannot be recorded, `holding` marks the payment in doubt.
  */
 export async function settle(
   ctx: DomainContext,
-  order: OrderRecord,
-  paymentId: string,
+  claim: HeldOrder,
   kind: Payment['kind'],
   outcome: ChargeOutcome,
   onSuccess: OrderStatus,
   extra: { cancelReason?: string | null } = {},
 ): Promise<void> {
+  const paymentId = claim.paymentId!;
   const payment = { id: paymentId, state: STATE_OF[outcome.kind], outcome: describe(outcome) };
   for (let attempt = 1; ; attempt += 1) {
     try {
-      await finishClaim(ctx, order, outcome.kind === 'succeeded' ? onSuccess : null, payment, extra);
-      break;
+      if (await tryFinishClaim(ctx, claim, outcome.kind === 'succeeded' ? onSuccess : null, payment, extra)) break;
+      if (await alreadyRecorded(ctx, payment)) {
+        claim.held = false;
+        if (outcome.kind === 'succeeded') Object.assign(claim.order, await getOrderRecordState(ctx, claim.order.id));
+        break;
+      }
+      throw new Error(`the outcome of payment ${paymentId} could not be recorded: the order is no longer held by this process`);
     } catch (err) {
       if (attempt >= 3) throw err;
       ctx.log.warn({ err, paymentId, attempt }, 'recording a payment outcome failed; retrying');
@@ -80,7 +87,18 @@ export async function settle(
     }
   }
   const level = outcome.kind === 'in_doubt' ? 'warn' : 'info';
-  ctx.log[level]({ orderId: order.id, paymentId, kind, outcome: payment.outcome }, `${kind} ${payment.state}`);
+  ctx.log[level]({ orderId: claim.order.id, paymentId, kind, outcome: payment.outcome }, `${kind} ${payment.state}`);
+}
+
+async function alreadyRecorded(ctx: DomainContext, payment: { id: string; state: Payment['state']; outcome: string }): Promise<boolean> {
+  const rows = await ctx.em.getConnection().execute<{ state: string; outcome: string | null }[]>('select state, outcome from payments where id = ?', [payment.id]);
+  return rows[0]?.state === payment.state && rows[0]?.outcome === payment.outcome;
+}
+
+/** The stored status and times of an order (after an outcome recorded by an earlier attempt). */
+async function getOrderRecordState(ctx: DomainContext, id: string) {
+  const o = await findOrder(ctx, id);
+  return { status: o.status, updatedAt: o.updatedAt, chargedAt: o.chargedAt, fulfilledAt: o.fulfilledAt, cancelledAt: o.cancelledAt, cancelReason: o.cancelReason };
 }
 
 /** Turns an unsuccessful outcome into the error the caller answers with. */

@@ -20,7 +20,8 @@ export class ChargeLock {
 
   private async connection(): Promise<pg.Client> {
     if (this.client) return this.client;
-    const client = new pg.Client({ connectionString: this.databaseUrl, application_name: 'order-up charge lock' });
+    // TCP keep-alive: a connection that silently died (and with it our lock) is noticed, not trusted.
+    const client = new pg.Client({ connectionString: this.databaseUrl, application_name: 'order-up charge lock', keepAlive: true });
     client.on('error', () => {
       // The server dropped us, and with the connection the lock: take it again next time.
       this.held = false;
@@ -43,8 +44,8 @@ export class ChargeLock {
     this.streak = 1;
   }
 
-  /** Called after each call: lets go when nothing else waits here, or when others have waited long enough. */
-  async afterCall(moreWaiting: boolean): Promise<void> {
+  /** Called after each call (or given-up place): lets go when nothing else waits here, or when others have waited long enough. */
+  async keepOrRelease(moreWaiting: boolean): Promise<void> {
     if (!this.held) return;
     if (moreWaiting && this.streak < this.maxStreak && Date.now() - this.heldSince < this.maxHoldMs) return;
     await this.release();

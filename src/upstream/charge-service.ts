@@ -68,7 +68,9 @@ export class ChargeService {
    */
   reserve(): QueueSlot {
     if (!this.http) throw new AppError('charge_failed', 'No charge service is configured (CHARGE_SERVICE_URL); nothing was sent.');
-    if (this.waiting >= this.maxWaiting) {
+    // Refused only when this request would have to wait and the waiting room is full.
+    const wouldWait = this.queue.pending > 0 || this.queue.size > 0;
+    if (wouldWait && this.waiting >= this.maxWaiting) {
       const seconds = Math.max(1, Math.ceil(((this.waiting + 1) * this.recentMs) / 1000));
       throw new AppError('charge_queue_full', 'Too many payments are waiting for the charge service; try again shortly.', {
         retryAfterSeconds: seconds,
@@ -78,7 +80,13 @@ export class ChargeService {
     const request = new Promise<ChargeRequest | null>((resolve) => (fill = resolve));
     const done = this.queue.add(async (): Promise<ChargeOutcome | null> => {
       const r = await request;
-      return r === null ? null : this.callHoldingLock(r);
+      if (r === null) {
+        // The caller gave up its place (refused, or nothing to charge): the lock may still be
+        // held from the call before, and must not stay held while this process is idle.
+        await this.lock.keepOrRelease(this.waiting > 0);
+        return null;
+      }
+      return this.callHoldingLock(r);
     });
     return {
       send: async (r) => {
@@ -119,7 +127,7 @@ export class ChargeService {
       return await this.post(request);
     } finally {
       this.recentMs = 0.8 * this.recentMs + 0.2 * (performance.now() - started);
-      await this.lock.afterCall(this.waiting > 0);
+      await this.lock.keepOrRelease(this.waiting > 0);
     }
   }
 
