@@ -53,7 +53,7 @@ export async function openRuntime(config: Config, log: Logger, opts: { migrate: 
   }
   const services: Services = {
     processKey: lease.key,
-    activeOrders: new Set(),
+    activeClaims: new Set(),
     charge: new ChargeService(config.chargeServiceUrl, config.upstreamTimeoutMs, config.chargeQueueMax, new ChargeLock(url)),
     fulfillment: new FulfillmentService(config.fulfillmentServiceUrl, config.upstreamTimeoutMs),
   };
@@ -73,6 +73,11 @@ export async function openRuntime(config: Config, log: Logger, opts: { migrate: 
       await stopDatabase();
     },
   };
-  await recoverAbandonedWork(rt.context());
+  try {
+    await recoverAbandonedWork(rt.context());
+  } catch (err) {
+    await rt.close();
+    throw err;
+  }
   return rt;
 }

@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/gl
 import { newOrder, startTestApp, type TestApp } from './support/app.js';
 import { FakeChargeService } from './support/fake-charge.js';
 import { storedOrder, storedPayments } from './support/state.js';
+import { abandonOrderRow, finishOrderRow } from '../src/db/order-sql.js';
 
 let fake: FakeChargeService;
 let app: TestApp;
@@ -264,7 +265,7 @@ describe('recovery of orders this process left behind', () => {
     const order = await pendingOrder();
     await app.rt.orm.em
       .getConnection()
-      .execute(`update orders set operation = 'charge', operation_owner = ? where id = ?`, [app.rt.services.processKey, order.id]);
+      .execute(`update orders set operation = 'charge', operation_owner = ?, operation_token = gen_random_uuid() where id = ?`, [app.rt.services.processKey, order.id]);
     const res = await charge(order.id);
     expect(res.status).toBe(200);
     expect(await storedOrder(app, order.id)).toMatchObject({ status: 'charged', operation: null });
@@ -284,6 +285,21 @@ describe('recovery of orders this process left behind', () => {
     expect(res.status).toBe(409);
     expect(res.body.code).toBe('payment_in_doubt');
     expect(fake.calls.length).toBe(before);
+    expect(await storedOrder(app, order.id)).toMatchObject({ status: 'pending', operation: null });
+  });
+
+  test('when a claim is finished or released with another claim\'s token, then nothing is written', async () => {
+    const order = await pendingOrder();
+    const { processKey } = app.rt.services;
+    const current = '00000000-0000-4000-8000-000000000001';
+    const stale = '00000000-0000-4000-8000-000000000002';
+    const em = app.rt.orm.em.fork();
+    await em.getConnection().execute(`update orders set operation = 'fulfill', operation_owner = ?, operation_token = ? where id = ?`, [processKey, current, order.id]);
+    await abandonOrderRow(em, { id: order.id, token: stale, owner: processKey, outcome: 'x' });
+    const change = { status: 'cancelled' as const, updatedAt: new Date(), chargedAt: null, fulfilledAt: null, cancelledAt: new Date(), cancelReason: null };
+    expect(await finishOrderRow(em, { id: order.id, token: stale, change })).toBe(false);
+    expect(await storedOrder(app, order.id)).toMatchObject({ status: 'pending', operation: 'fulfill' });
+    expect(await finishOrderRow(em, { id: order.id, token: current })).toBe(true);
     expect(await storedOrder(app, order.id)).toMatchObject({ status: 'pending', operation: null });
   });
 });

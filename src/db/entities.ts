@@ -23,6 +23,8 @@ export class Order {
   operation: string | null = null;
   /** Which process holds `operation`: a key whose session advisory lock that process holds while alive. */
   operationOwner: number | null = null;
+  /** Identifies the one claim behind `operation`: finishing or releasing a claim matches on it. */
+  operationToken: string | null = null;
 }
 
 export class LineItem {
@@ -77,6 +79,7 @@ export const OrderSchema = new EntitySchema<Order>({
     cancelReason: { type: 'string', columnType: 'text', nullable: true },
     operation: { type: 'string', length: 16, nullable: true },
     operationOwner: { type: 'integer', nullable: true },
+    operationToken: { type: 'uuid', nullable: true },
   },
 });
 

@@ -112,9 +112,9 @@ export interface JournalEntry {
  */
 export async function claimOrderRow(
   em: EntityManager,
-  args: { id: string; operation: string; owner: number; from: OrderStatus[]; journal?: JournalEntry },
+  args: { id: string; operation: string; owner: number; token: string; from: OrderStatus[]; journal?: JournalEntry },
 ): Promise<{ order: OrderRecord; journaled: boolean } | null> {
-  const params: unknown[] = [args.operation, args.owner, args.id, ...args.from, args.id];
+  const params: unknown[] = [args.operation, args.owner, args.token, args.id, ...args.from, args.id];
   let journal = `select null::uuid as id where false`;
   if (args.journal) {
     const { paymentId, kind, cardToken } = args.journal;
@@ -132,7 +132,7 @@ export async function claimOrderRow(
   const rows = await run<OrderRow & { journaled: boolean }>(
     em,
     `with claimed as (
-       update orders set operation = ?, operation_owner = ?
+       update orders set operation = ?, operation_owner = ?, operation_token = ?::uuid
        where id = ? and operation is null and status in (${placeholders(args.from.length)})
          and not exists (select 1 from payments p where p.order_id = ? and p.state in ('started', 'in_doubt'))
        returning ${ORDER_COLUMNS}
@@ -155,17 +155,17 @@ export interface OrderChange {
 }
 
 /**
- * Releases the order held by `owner`, applying `change` if given; with `payment`, also records the
- * payment's outcome - all in one statement, so one cannot happen without the other, and neither
- * happens unless the order is still held by `owner` (and the payment still `started`). Returns
- * false when nothing was written.
+ * Releases the order held by the claim `token`, applying `change` if given; with `payment`, also
+ * records the payment's outcome - all in one statement, so one cannot happen without the other, and
+ * neither happens unless the order is still held by that claim (and the payment still `started`).
+ * Returns false when nothing was written.
  */
 export async function finishOrderRow(
   em: EntityManager,
-  args: { id: string; owner: number; change?: OrderChange; payment?: { id: string; state: PaymentState; outcome: string } },
+  args: { id: string; token: string; change?: OrderChange; payment?: { id: string; state: PaymentState; outcome: string } },
 ): Promise<boolean> {
-  const params: unknown[] = [args.id, args.owner];
-  let ctes = `with held as (select id from orders where id = ? and operation_owner = ? for update)`;
+  const params: unknown[] = [args.id, args.token];
+  let ctes = `with held as (select id from orders where id = ? and operation_token = ?::uuid for update)`;
   let guard = '';
   if (args.payment) {
     ctes += `, p as (update payments set state = ?, outcome = ?, updated_at = now()
@@ -173,7 +173,7 @@ export async function finishOrderRow(
     params.push(args.payment.state, args.payment.outcome, args.payment.id);
     guard = ` and exists (select 1 from p)`;
   }
-  let set = 'operation = null, operation_owner = null';
+  let set = 'operation = null, operation_owner = null, operation_token = null';
   if (args.change) {
     const c = args.change;
     set += ', status = ?, updated_at = ?, charged_at = ?, fulfilled_at = ?, cancelled_at = ?, cancel_reason = ?';
@@ -188,17 +188,19 @@ export async function finishOrderRow(
 }
 
 /**
- * Lets go of an order this process holds but no longer works on (its work failed before it could
- * record an outcome): a `started` payment of it becomes `in_doubt` - whatever happened upstream is
- * not guessed - and the order is released, in one statement.
+ * Lets go of a claim whose work failed before it could record an outcome: the order is released and
+ * a `started` payment of that claim's owner becomes `in_doubt` (whatever happened upstream is not
+ * guessed) - in one statement, and only if the order is still held by that very claim.
  */
-export async function abandonOrderRow(em: EntityManager, args: { id: string; owner: number; outcome: string }): Promise<void> {
+export async function abandonOrderRow(em: EntityManager, args: { id: string; token: string; owner: number; outcome: string }): Promise<void> {
   await run(
     em,
-    `with released as (update orders set operation = null, operation_owner = null where id = ? and operation_owner = ? returning id)
+    `with released as (
+       update orders set operation = null, operation_owner = null, operation_token = null
+       where id = ? and operation_token = ?::uuid returning id)
      update payments set state = 'in_doubt', outcome = ?, updated_at = now()
-     where order_id = ? and owner = ? and state = 'started'`,
-    [args.id, args.owner, args.outcome, args.id, args.owner],
+     where order_id = ? and owner = ? and state = 'started' and exists (select 1 from released)`,
+    [args.id, args.token, args.outcome, args.id, args.owner],
   );
 }
 
@@ -209,7 +211,7 @@ export async function abandonOrderRow(em: EntityManager, args: { id: string; own
 export async function recoverOwnerRows(em: EntityManager, owner: number, outcome: string): Promise<number> {
   const rows = await run<{ id: string }>(
     em,
-    `with released as (update orders set operation = null, operation_owner = null where operation_owner = ? returning id)
+    `with released as (update orders set operation = null, operation_owner = null, operation_token = null where operation_owner = ? returning id)
      update payments set state = 'in_doubt', outcome = ?, updated_at = now() where owner = ? and state = 'started' returning id`,
     [owner, outcome, owner],
   );

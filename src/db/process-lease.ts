@@ -32,10 +32,17 @@ export class ProcessLease {
     };
     client.on('error', (err) => lost(err.message));
     client.on('end', () => lost('connection ended'));
-    const { rows } = await client.query<{ key: number }>(`select nextval('order_up_process_key')::int as key`);
-    const key = rows[0].key;
-    await client.query('select pg_advisory_lock($1, $2)', [LOCK_NS_PROCESS, key]);
-    return new ProcessLease(key, client, lease);
+    try {
+      const { rows } = await client.query<{ key: number }>(`select nextval('order_up_process_key')::int as key`);
+      const key = rows[0].key;
+      await client.query('select pg_advisory_lock($1, $2)', [LOCK_NS_PROCESS, key]);
+      return new ProcessLease(key, client, lease);
+    } catch (err) {
+      // E.g. the schema is not there yet: no lease was taken, so nothing to guard; let go quietly.
+      lease.released = true;
+      await client.end().catch(() => undefined);
+      throw err;
+    }
   }
 
   async release(): Promise<void> {

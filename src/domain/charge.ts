@@ -19,7 +19,10 @@ export async function chargeOrder(ctx: DomainContext, id: string, cardToken: str
     slot.cancel();
     throw err;
   }
-  if (claim.kind !== 'claimed') throw new Error('a charge is never already done'); // plan() refuses instead
+  if (claim.kind !== 'claimed') {
+    slot.cancel();
+    throw new Error('a charge is never already done'); // plan() refuses instead
+  }
   const held = claim;
   const { order } = held;
   return holding(ctx, held, async () => {

@@ -7,8 +7,8 @@ import type { FulfillmentService } from '../upstream/fulfillment-service.js';
 export interface Services {
   /** This process's key (see db/process-lease.ts): the owner recorded on the work it starts. */
   processKey: number;
-  /** Orders this process is working on right now (held by it, with work under way). */
-  activeOrders: Set<string>;
+  /** Tokens of the claims this process is working under right now (see domain/exclusive.ts). */
+  activeClaims: Set<string>;
   charge: ChargeService;
   fulfillment: FulfillmentService;
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Order, Payment } from '../db/entities.js';
 import { abandonOrderRow, claimOrderRow, finishOrderRow, recoverOwnerRows, type JournalEntry, type OrderRecord } from '../db/order-sql.js';
 import { isOwnerAlive } from '../db/process-lease.js';
@@ -9,6 +10,8 @@ import { findOrder } from './orders.js';
 /** An order this process holds for one operation, until `finishClaim` or `holding`'s clean-up lets go. */
 export interface HeldOrder {
   order: OrderRecord;
+  /** This claim's own token (orders.operation_token): finishing or releasing matches on it. */
+  token: string;
   held: boolean;
   /** The payment journaled for this operation, if any: on an unexpected failure it becomes in doubt. */
   paymentId?: string;
@@ -31,15 +34,16 @@ export type Claim =
 export async function claimOrder(ctx: DomainContext, id: string, operation: Operation, journal?: JournalEntry): Promise<Claim> {
   const from = statusesThatProceed(operation);
   for (let attempt = 0; attempt < 5; attempt += 1) {
-    const claimed = await claimOrderRow(ctx.em, { id, operation, owner: ctx.services.processKey, from, journal });
+    const token = randomUUID();
+    const claimed = await claimOrderRow(ctx.em, { id, operation, owner: ctx.services.processKey, token, from, journal });
     if (claimed) {
-      return { kind: 'claimed', held: true, paymentId: claimed.journaled ? journal?.paymentId : undefined, ...claimed };
+      return { kind: 'claimed', token, held: true, paymentId: claimed.journaled ? journal?.paymentId : undefined, ...claimed };
     }
     const order = await findOrder(ctx, id);
     const p = plan(operation, order.status);
     if (p.kind === 'refuse') throw new AppError(p.code, p.detail);
     if (p.kind === 'already_done') return { kind: 'already_done', order };
-    await refuseIfPaymentOpen(ctx, order);
+    await refuseIfPaymentOpen(ctx, order, attempt === 4);
     if (order.operation !== null) await refuseUnlessAbandoned(ctx, order);
     // Otherwise the order changed between the two statements: try again.
   }
@@ -52,14 +56,15 @@ export async function claimOrder(ctx: DomainContext, id: string, operation: Oper
  * the order, the order is released and its started payment, if any, marked in doubt.
  */
 export async function holding<T>(ctx: DomainContext, claim: HeldOrder, work: () => Promise<T>): Promise<T> {
-  const active = ctx.services.activeOrders;
-  active.add(claim.order.id);
+  const active = ctx.services.activeClaims;
+  active.add(claim.token);
   try {
     return await work();
   } catch (err) {
     if (claim.held) {
       await abandonOrderRow(ctx.em, {
         id: claim.order.id,
+        token: claim.token,
         owner: ctx.services.processKey,
         outcome: `order-up could not record the outcome (${err instanceof AppError ? err.code : 'internal error'})`,
       }).catch((e: unknown) => ctx.log.error({ err: e, orderId: claim.order.id }, 'could not release an order; it is recovered on its next use'));
@@ -67,7 +72,7 @@ export async function holding<T>(ctx: DomainContext, claim: HeldOrder, work: () 
     }
     throw err;
   } finally {
-    active.delete(claim.order.id);
+    active.delete(claim.token);
   }
 }
 
@@ -89,7 +94,7 @@ export async function tryFinishClaim(
     const next = enter({ ...order }, to);
     change = { ...next, cancelReason: extra.cancelReason !== undefined ? extra.cancelReason : next.cancelReason };
   }
-  const done = await finishOrderRow(ctx.em, { id: order.id, owner: ctx.services.processKey, change, payment });
+  const done = await finishOrderRow(ctx.em, { id: order.id, token: claim.token, change, payment });
   if (done) {
     claim.held = false;
     if (change) Object.assign(order, change);
@@ -104,11 +109,12 @@ export async function finishClaim(ctx: DomainContext, claim: HeldOrder, to: Orde
   }
 }
 
-async function refuseIfPaymentOpen(ctx: DomainContext, order: Order): Promise<void> {
+async function refuseIfPaymentOpen(ctx: DomainContext, order: Order, lastTry: boolean): Promise<void> {
   const open = await ctx.em.fork().find(Payment, { order: order.id, state: { $in: ['in_doubt', 'started'] } }, { fields: ['id', 'kind', 'state'] });
-  // A started payment of a held order is that operation's own call; of an order nobody holds it is
-  // as good as in doubt.
-  const doubtful = open.find((p) => p.state === 'in_doubt') ?? (order.operation === null ? open[0] : undefined);
+  // A started payment is normally the call of the operation holding the order - perhaps one that
+  // claimed it just after we read the order, so look again; only a started payment that stays on an
+  // order nobody holds is as good as in doubt.
+  const doubtful = open.find((p) => p.state === 'in_doubt') ?? (order.operation === null && lastTry ? open[0] : undefined);
   if (doubtful) {
     throw new AppError(
       'payment_in_doubt',
@@ -124,8 +130,10 @@ async function refuseIfPaymentOpen(ctx: DomainContext, order: Order): Promise<vo
 async function refuseUnlessAbandoned(ctx: DomainContext, order: Order): Promise<void> {
   const owner = order.operationOwner;
   const self = ctx.services.processKey;
-  if (owner === self && !ctx.services.activeOrders.has(order.id)) {
-    await abandonOrderRow(ctx.em, { id: order.id, owner, outcome: 'order-up could not record the outcome' });
+  if (owner === self && order.operationToken !== null && !ctx.services.activeClaims.has(order.operationToken)) {
+    // Ours, but no work of ours holds it any more (a failure kept us from letting go). The token
+    // makes sure only that very claim is released, never a newer one.
+    await abandonOrderRow(ctx.em, { id: order.id, token: order.operationToken, owner, outcome: 'order-up could not record the outcome' });
     return;
   }
   if (owner !== null && !(await isOwnerAlive(ctx.em, owner, self))) {
