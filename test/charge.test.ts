@@ -143,6 +143,19 @@ describe('when the charge service fails', () => {
     expect(again.body.code).toBe('payment_in_doubt');
   });
 
+  test('when a charge takes longer than the idle-socket timeout (2 s), then it is still waited for and succeeds', async () => {
+    const patient = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: fake.url, env: { UPSTREAM_TIMEOUT_MS: '10000' } });
+    try {
+      const order = await pendingOrder();
+      fake.next({ status: 201, delayMs: 2300 });
+      const res = await patient.call('POST', `/orders/${order.id}/charge`, { body: { cardToken: 'tok_slow' } });
+      expect(res.status).toBe(200);
+      expect(await storedPayments(app, order.id)).toMatchObject([{ state: 'succeeded' }]);
+    } finally {
+      await patient.stop();
+    }
+  });
+
   test('when it cannot be reached at all, then 502 charge_failed and nothing is in doubt', async () => {
     const unreachable = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: 'http://127.0.0.1:9' });
     try {

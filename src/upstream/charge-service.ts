@@ -25,6 +25,8 @@ export interface QueueSlot {
   cancel(): void;
 }
 
+const IDLE_SOCKET_MS = 2000;
+
 // Errors where the request cannot have been delivered: nothing happened upstream.
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ERR_INVALID_URL', 'ERR_BAD_OPTION_VALUE']);
 const TIMED_OUT = new Set(['ECONNABORTED', 'ETIMEDOUT', 'ERR_CANCELED']);
@@ -48,8 +50,10 @@ export class ChargeService {
     this.http = baseUrl === undefined ? undefined : axios.create({
       baseURL: baseUrl.replace(/\/+$/, ''),
       timeout: timeoutMs,
-      // One request at a time anyway: a single kept-alive socket saves a handshake per charge.
-      httpAgent: new http.Agent({ keepAlive: true, maxSockets: 1 }),
+      // One request at a time anyway: a single kept-alive socket saves a handshake per charge. An
+      // idle socket is closed after 2 s, before a server's usual keep-alive timeout (5 s in Node):
+      // reusing a socket the service is closing would end in a reset, i.e. a needless in-doubt payment.
+      httpAgent: new http.Agent({ keepAlive: true, maxSockets: 1, timeout: IDLE_SOCKET_MS }),
       validateStatus: () => true,
       maxRedirects: 0,
       headers: { 'Content-Type': 'application/json' },

@@ -18,7 +18,8 @@ export class FulfillmentService {
       ? axios.create({
           baseURL: baseUrl.replace(/\/+$/, ''),
           timeout: timeoutMs,
-          httpAgent: new http.Agent({ keepAlive: true, maxSockets: 8 }),
+          // Idle sockets closed before the service's keep-alive timeout would close them under us.
+          httpAgent: new http.Agent({ keepAlive: true, maxSockets: 8, timeout: 2000 }),
           validateStatus: () => true,
           maxRedirects: 0,
         })
