@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type pg from 'pg';
 import type { OrderStatus } from '../domain/order-state.js';
-import type { PaymentKind, PaymentState } from './entities.js';
+import type { PaymentState } from './entities.js';
 
 // The hot path of charge, cancel and fulfill in as few round trips as PostgreSQL allows: one
 // statement claims an order (and journals the payment), one records the outcome. Every charge
@@ -96,38 +96,30 @@ async function run<T>(em: EntityManager, sql: string, values: unknown[]): Promis
 
 const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
 
+/** The charge to journal together with the claim (refunds are journaled by domain/payments.ts). */
 export interface JournalEntry {
   paymentId: string;
-  kind: PaymentKind;
-  /** The charge's card, or - for a refund - null: the token of the order's successful charge is used. */
-  cardToken: string | null;
+  cardToken: string;
 }
 
 /**
  * Sets the order's operation to ours if no operation is under way, its status is one of `from`,
- * and none of its payments is open (started or in doubt) - and, when `journal` is given and the total is not zero,
- * writes the `started` payment (amount = +total for a charge, -total for a refund) in the same
- * statement. Returns the claimed order and whether a payment was journaled, or null when the
- * order could not be claimed (the caller finds out why, off the hot path).
+ * and none of its payments is open (started or in doubt) - and, when `charge` is given and the
+ * total is not zero, writes the `started` charge of the total in the same statement. Returns the
+ * claimed order and whether a payment was journaled, or null when the order could not be claimed
+ * (the caller finds out why, off the hot path).
  */
 export async function claimOrderRow(
   em: EntityManager,
-  args: { id: string; operation: string; owner: number; token: string; from: OrderStatus[]; journal?: JournalEntry },
+  args: { id: string; operation: string; owner: number; token: string; from: OrderStatus[]; charge?: JournalEntry },
 ): Promise<{ order: OrderRecord; journaled: boolean } | null> {
   const params: unknown[] = [args.operation, args.owner, args.token, args.id, ...args.from, args.id];
   let journal = `select null::uuid as id where false`;
-  if (args.journal) {
-    const { paymentId, kind, cardToken } = args.journal;
-    const token =
-      cardToken !== null
-        ? '?::text'
-        : `(select p.card_token from payments p where p.order_id = c.id and p.kind = 'charge' and p.state = 'succeeded' order by p.created_at desc limit 1)`;
+  if (args.charge) {
     journal = `insert into payments (id, order_id, kind, amount_cents, card_token, state, owner, created_at, updated_at)
-      select ?::uuid, c.id, ?, ${kind === 'charge' ? 'c.total_cents' : '-c.total_cents'}, ${token}, 'started', ?, now(), now()
+      select ?::uuid, c.id, 'charge', c.total_cents, ?::text, 'started', ?, now(), now()
       from claimed c where c.total_cents > 0 returning id`;
-    params.push(paymentId, kind);
-    if (cardToken !== null) params.push(cardToken);
-    params.push(args.owner);
+    params.push(args.charge.paymentId, args.charge.cardToken, args.owner);
   }
   const rows = await run<OrderRow & { journaled: boolean }>(
     em,

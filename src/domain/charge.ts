@@ -14,7 +14,7 @@ export async function chargeOrder(ctx: DomainContext, id: string, cardToken: str
   const slot = ctx.services.charge.reserve();
   let claim;
   try {
-    claim = await claimOrder(ctx, id, 'charge', { paymentId: randomUUID(), kind: 'charge', cardToken });
+    claim = await claimOrder(ctx, id, 'charge', { paymentId: randomUUID(), cardToken });
   } catch (err) {
     slot.cancel();
     throw err;

@@ -31,13 +31,13 @@ export type Claim =
  * operation left behind by a process that is gone (or by this one, after a failure it could not
  * clean up) is recovered and the claim tried again.
  */
-export async function claimOrder(ctx: DomainContext, id: string, operation: Operation, journal?: JournalEntry): Promise<Claim> {
+export async function claimOrder(ctx: DomainContext, id: string, operation: Operation, charge?: JournalEntry): Promise<Claim> {
   const from = statusesThatProceed(operation);
   for (let attempt = 0; attempt < 5; attempt += 1) {
     const token = randomUUID();
-    const claimed = await claimOrderRow(ctx.em, { id, operation, owner: ctx.services.processKey, token, from, journal });
+    const claimed = await claimOrderRow(ctx.em, { id, operation, owner: ctx.services.processKey, token, from, charge });
     if (claimed) {
-      return { kind: 'claimed', token, held: true, paymentId: claimed.journaled ? journal?.paymentId : undefined, ...claimed };
+      return { kind: 'claimed', token, held: true, paymentId: claimed.journaled ? charge?.paymentId : undefined, ...claimed };
     }
     const order = await findOrder(ctx, id);
     const p = plan(operation, order.status);
