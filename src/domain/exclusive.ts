@@ -148,7 +148,7 @@ async function refuseUnlessAbandoned(ctx: DomainContext, order: Order): Promise<
  * reached the charge service - never guess), and its claims on orders are released. Safe to run
  * from several processes at once: it only touches rows still owned by `owner`.
  */
-export async function recoverOwner(ctx: DomainContext, owner: number): Promise<number> {
+async function recoverOwner(ctx: DomainContext, owner: number): Promise<number> {
   const doubted = await recoverOwnerRows(ctx.em, owner, 'order-up stopped during the call');
   if (doubted > 0) ctx.log.warn({ owner, payments: doubted }, 'payments left started by a stopped process are now in doubt');
   return doubted;

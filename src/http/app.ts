@@ -62,7 +62,7 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
       throw invalid(fieldErrors(c.validation.errors ?? []));
     },
     unauthorizedHandler: () => {
-      throw new AppError('unauthorized', 'This endpoint is for staff: send Authorization: Bearer <staff token>.');
+      throw staffOnly();
     },
     notFound: (c: Context) => {
       throw new AppError('not_found', `There is no endpoint ${c.request.method.toUpperCase()} ${c.request.path}.`);
@@ -135,6 +135,8 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
   return app;
 }
 
+const staffOnly = () => new AppError('unauthorized', 'This endpoint is for staff: send Authorization: Bearer <staff token>.');
+
 /**
  * A path segment that is not valid percent-encoded UTF-8 (`/orders/%ZZ`) makes the router's
  * decodeURIComponent throw; answer 400 at the parameter it falls in instead of a 500.
@@ -153,7 +155,7 @@ function checkPathEncoding(api: OpenAPIBackend, request: OpenApiRequest, staffTo
   const operation = api.matchOperation(request);
   // As everywhere else, a staff endpoint answers 401 before it looks at the request.
   if (operation?.security?.some((s) => 'staffToken' in s) && !isStaff(request.headers.authorization, staffTokens)) {
-    throw new AppError('unauthorized', 'This endpoint is for staff: send Authorization: Bearer <staff token>.');
+    throw staffOnly();
   }
   const template = operation?.path.split('/') ?? [];
   const errors: FieldError[] = [];
