@@ -10,6 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import axios from 'axios';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +34,13 @@ function cpuMsOf(pid: number): number {
   } catch {
     return NaN;
   }
+}
+
+/** The whole machine's CPU time so far (all cores, in clock ticks): [busy, all]. Steal counts as not ours. */
+function machineTicks(): [number, number] {
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1).map(Number);
+  const busy = user + nice + system + irq + softirq;
+  return [busy, busy + idle + iowait + steal];
 }
 
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
@@ -161,12 +169,17 @@ async function main(): Promise<void> {
       const measured = ids.splice(0, N);
       await fetch(`${fake.url}/reset`, { method: 'POST' });
       const cpuBefore = [cpuMsOf(server.pid), cpuMsOf(fake.pid), cpuMsOf(process.pid), postgresCpuMs()];
+      const ticksBefore = machineTicks();
       const startUs = monotonicUs();
       const started = performance.now();
       const statuses = await Promise.all(measured.map(post));
       const wallMs = performance.now() - started;
       
       const endUs = monotonicUs();
+      const ticksAfter = machineTicks();
+      // How busy the whole machine was: far from 100% means the time is lost to latency (wake-ups,
+      // hand-offs between processes), not to a lack of CPU.
+      const machineBusy = (ticksAfter[0] - ticksBefore[0]) / Math.max(1, ticksAfter[1] - ticksBefore[1]);
       const [serverCpu, fakeCpu, clientCpu, pgCpu] = [cpuMsOf(server.pid), cpuMsOf(fake.pid), cpuMsOf(process.pid), postgresCpuMs()].map((v, i) => (v - cpuBefore[i]) / measured.length);
       const stats = (await (await fetch(`${fake.url}/stats`)).json()) as FakeStats;
       windows.push([startUs, endUs]);
@@ -187,6 +200,7 @@ async function main(): Promise<void> {
           // Before the first call reaches the fake, and after the last answer until the last response.
           `  head / tail      ${((stats.firstArrivalUs - startUs) / 1000).toFixed(1)} ms / ${((endUs - stats.lastEndUs) / 1000).toFixed(1)} ms`,
           `  CPU per charge   order-up ${serverCpu.toFixed(2)} ms, PostgreSQL ${pgCpu.toFixed(2)} ms, fake ${fakeCpu.toFixed(2)} ms, bench client ${clientCpu.toFixed(2)} ms`,
+          `  machine busy     ${(machineBusy * 100).toFixed(0)}% of ${os.availableParallelism()} cores`,
           `  failed requests  ${failed}`,
           '',
         ].join('\n'),
