@@ -15,13 +15,24 @@ afterAll(async () => {
   await fake.stop();
 });
 
+/**
+ * The child's upstream timeout is far beyond the test's own timeout, so a request the fake holds
+ * stays in flight until the test lets go of it (or kills the process), however slow the machine.
+ */
+const childEnv = (databaseUrl: string) => ({
+  DATABASE_URL: databaseUrl,
+  CHARGE_SERVICE_URL: fake.url,
+  FULFILLMENT_SERVICE_URL: fake.url,
+  UPSTREAM_TIMEOUT_MS: '120000',
+});
+
 async function until(check: () => Promise<boolean>): Promise<void> {
   while (!(await check())) await new Promise((r) => setTimeout(r, 10));
 }
 
 test('when the process dies while the charge service holds its request, then after a restart the payment is in doubt and never sent again', async () => {
   const databaseUrl = await freshDatabaseUrl('crash');
-  const server = await startChildServer({ DATABASE_URL: databaseUrl, CHARGE_SERVICE_URL: fake.url, FULFILLMENT_SERVICE_URL: fake.url });
+  const server = await startChildServer(childEnv(databaseUrl));
   const created = await call(server.url, 'POST', '/orders', { body: newOrder() });
   const id = created.body.order.id as string;
   const before = fake.calls.length;
@@ -60,7 +71,7 @@ test('when the process dies while the charge service holds its request, then aft
 
 test('when the server gets SIGTERM with charges queued, then it answers every one of them and exits 0', async () => {
   const databaseUrl = await freshDatabaseUrl('drain');
-  const server = await startChildServer({ DATABASE_URL: databaseUrl, CHARGE_SERVICE_URL: fake.url, FULFILLMENT_SERVICE_URL: fake.url });
+  const server = await startChildServer(childEnv(databaseUrl));
   const ids: string[] = [];
   for (let i = 0; i < 5; i += 1) ids.push((await call(server.url, 'POST', '/orders', { body: newOrder() })).body.order.id);
   const observer = await startTestApp({ databaseUrl, chargeUrl: fake.url });
@@ -88,7 +99,7 @@ test('when the server gets SIGTERM with charges queued, then it answers every on
 
 test('when the process loses its database lease, then it exits at once instead of carrying on with work others may now recover', async () => {
   const databaseUrl = await freshDatabaseUrl('lease');
-  const server = await startChildServer({ DATABASE_URL: databaseUrl, CHARGE_SERVICE_URL: fake.url, FULFILLMENT_SERVICE_URL: fake.url });
+  const server = await startChildServer(childEnv(databaseUrl));
   const observer = await startTestApp({ databaseUrl, chargeUrl: fake.url });
   try {
     await observer.rt.orm.em
