@@ -100,6 +100,19 @@ describe('when a request fails, then the answer is an RFC 9457 problem with a st
     expect(await orderCount()).toBe(before);
   });
 
+  test.each<[string, (id: string) => Promise<Reply>]>([
+    ['malformed JSON to cancel', (id) => app.call('POST', `/orders/${id}/cancel`, { body: '{"reason":' })],
+    ['a text/plain body to cancel', (id) => app.call('POST', `/orders/${id}/cancel`, { body: 'cancel it', headers: { 'content-type': 'text/plain' } })],
+    ['a body over 1 MB to fulfill', (id) => app.call('POST', `/orders/${id}/fulfill`, { body: { pad: 'x'.repeat(1_048_577) } })],
+    ['a wrong token and malformed JSON to cancel', (id) => app.call('POST', `/orders/${id}/cancel`, { body: '{', headers: { authorization: `Bearer ${WRONG_STAFF_TOKEN}` } })],
+  ])('when a staff endpoint gets %s without a valid token, then 401 comes before any complaint about the body, and nothing changes', async (_name, send) => {
+    const id = (await app.call('POST', '/orders', { body: newOrder() })).body.order.id as string;
+    const reply = await send(id);
+    expectProblemShape(reply, 401, 'unauthorized');
+    expect(reply.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    expect((await app.call('GET', `/orders/${id}`)).body.order.status).toBe('pending');
+  });
+
   test('when an id is taken, then 409 order_exists has the problem shape', async () => {
     expect((await app.call('POST', '/orders', { body: newOrder({ id: 'edge-taken' }) })).status).toBe(201);
     expectProblemShape(await app.call('POST', '/orders', { body: newOrder({ id: 'edge-taken' }) }), 409, 'order_exists');

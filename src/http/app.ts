@@ -100,6 +100,19 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
 
   app.get('/docs/redoc.standalone.js', (_req, res) => res.sendFile(docsAssetPath()));
 
+  // A staff endpoint answers 401 before it looks at anything else in the request: its body's type,
+  // size or syntax, its path or its parameters (openapi-backend's own security check runs later).
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    let operation;
+    try {
+      operation = api.matchOperation({ method: req.method === 'HEAD' ? 'GET' : req.method, path: req.path, headers: {} });
+    } catch {
+      operation = undefined; // routing proper answers for a path it cannot match
+    }
+    if (isStaffOnly(operation) && !isStaff(req.header('authorization'), deps.config.staffTokens)) return next(staffOnly());
+    next();
+  });
+
   // Bodies: JSON only, at most 1 MB. Anything else is refused before it reaches a handler.
   app.use((req: Request, _res: Response, next: NextFunction) => {
     const hasBody = Number(req.header('content-length') ?? 0) > 0 || req.header('transfer-encoding') !== undefined;
@@ -122,7 +135,7 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
         headers: req.headers as Record<string, string | string[]>,
         body: req.body,
       };
-      checkPathEncoding(api, request, deps.config.staffTokens);
+      checkPathEncoding(api, request);
       await api.handleRequest(request, { ctx, deps, req, res } satisfies HandlerArgs);
     } catch (err) {
       next(err);
@@ -135,13 +148,15 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
   return app;
 }
 
+const isStaffOnly = (operation: { security?: Record<string, string[]>[] } | undefined) => operation?.security?.some((s) => 'staffToken' in s) ?? false;
+
 const staffOnly = () => new AppError('unauthorized', 'This endpoint is for staff: send Authorization: Bearer <staff token>.');
 
 /**
  * A path segment that is not valid percent-encoded UTF-8 (`/orders/%ZZ`) makes the router's
  * decodeURIComponent throw; answer 400 at the parameter it falls in instead of a 500.
  */
-function checkPathEncoding(api: OpenAPIBackend, request: OpenApiRequest, staffTokens: string[]): void {
+function checkPathEncoding(api: OpenAPIBackend, request: OpenApiRequest): void {
   const bad = (segment: string) => {
     try {
       decodeURIComponent(segment);
@@ -152,11 +167,8 @@ function checkPathEncoding(api: OpenAPIBackend, request: OpenApiRequest, staffTo
   };
   const segments = request.path.split('/');
   if (!segments.some(bad)) return;
+  // (A staff endpoint without a valid token has answered 401 before this point.)
   const operation = api.matchOperation(request);
-  // As everywhere else, a staff endpoint answers 401 before it looks at the request.
-  if (operation?.security?.some((s) => 'staffToken' in s) && !isStaff(request.headers.authorization, staffTokens)) {
-    throw staffOnly();
-  }
   const template = operation?.path.split('/') ?? [];
   const errors: FieldError[] = [];
   segments.forEach((segment, i) => {
