@@ -4,6 +4,9 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
@@ -167,6 +170,29 @@ describe('usage', () => {
     expect(runs[0].stderr).toContain("unknown command 'bogus'");
     expect(runs[12].stderr).toMatch(/--succeeded.*cannot be used with.*--failed/);
     expect(runs[10].stderr).toContain('not both');
+  });
+});
+
+describe('serve', () => {
+  test('when serve cannot start (its port is taken), then it exits 1 at once and leaves a running server\'s simulator published', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'order-up-serve-'));
+    const published = path.join(dataDir, 'simulated-upstreams.json');
+    // As `make run` leaves it: the simulator of a live serve (this test's own process stands in for it).
+    const running = JSON.stringify({ url: 'http://127.0.0.1:18999', pid: process.pid }) + '\n';
+    await writeFile(published, running);
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as net.AddressInfo).port;
+      const run = await cli(['serve', '--port', String(port), '--simulate-upstreams'], { ORDER_UP_DATA_DIR: dataDir, ORDER_UP_STAFF_TOKENS: 'staff' });
+      expect(run.code).toBe(1); // not killed by the helper's 20 s timer: it did not hang
+      expect(run.stderr).toMatch(/EADDRINUSE|address already in use/);
+      expect(run.stdout).not.toContain('listening');
+      expect(await readFile(published, 'utf8')).toBe(running);
+    } finally {
+      taken.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
 

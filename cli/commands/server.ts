@@ -31,17 +31,29 @@ export function registerServerCommands(program: Command, cli: Cli): void {
       const cfg = cli.config();
       const log = await lazy.createLogger();
       const [openRuntime, startServer, startSimulator] = await Promise.all([lazy.openRuntime(), lazy.startServer(), lazy.startSimulator()]);
-      const simulator = opts.simulateUpstreams ? await startSimulator({ log: log.child({ component: 'simulator' }) }) : undefined;
-      let unpublish = () => {};
-      if (simulator) {
-        cfg.chargeServiceUrl = simulator.url;
-        cfg.fulfillmentServiceUrl = simulator.url;
-        unpublish = publishSimulatedUpstreams(cfg.dataDir, simulator.url);
-      } else if (!cfg.chargeServiceUrl || !cfg.fulfillmentServiceUrl) {
+      if (!opts.simulateUpstreams && (!cfg.chargeServiceUrl || !cfg.fulfillmentServiceUrl)) {
         throw new UsageError('serve needs CHARGE_SERVICE_URL and FULFILLMENT_SERVICE_URL (or --simulate-upstreams)');
       }
-      const rt = await openRuntime(cfg, log, { migrate: opts.migrate });
-      const server = await startServer(rt, { port: opts.port ?? cfg.port, host: opts.host ?? cfg.host });
+      // Whatever started before a failure (port taken, database unreachable) is stopped again, so
+      // the process exits 1 instead of hanging on open connections.
+      let simulator: Awaited<ReturnType<typeof startSimulator>> | undefined;
+      let rt: Awaited<ReturnType<typeof openRuntime>> | undefined;
+      let server: Awaited<ReturnType<typeof startServer>>;
+      try {
+        if (opts.simulateUpstreams) {
+          simulator = await startSimulator({ log: log.child({ component: 'simulator' }) });
+          cfg.chargeServiceUrl = simulator.url;
+          cfg.fulfillmentServiceUrl = simulator.url;
+        }
+        rt = await openRuntime(cfg, log, { migrate: opts.migrate });
+        server = await startServer(rt, { port: opts.port ?? cfg.port, host: opts.host ?? cfg.host });
+      } catch (err) {
+        await rt?.close().catch(() => undefined);
+        await simulator?.stop().catch(() => undefined);
+        throw err;
+      }
+      // Published only once we serve: a serve that failed to start never hides a running one's simulator.
+      const unpublish = simulator ? publishSimulatedUpstreams(cfg.dataDir, simulator.url) : () => {};
       const lines = [`order-up listening on ${server.url}`, `docs: ${server.url}/docs`];
       if (simulator) lines.push(`simulated charge and fulfillment services: ${simulator.url} (card tokens starting with tok_decline are declined)`);
       if (cfg.staffTokenGenerated) lines.push(`staff token: ${cfg.staffTokens[0]}`);
