@@ -253,6 +253,49 @@ describe('concurrency', () => {
     }
   });
 
+  test('when the queue is full or no charge service is configured, then a zero total is still charged (it needs no call)', async () => {
+    const full = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: fake.url, env: { ORDER_UP_CHARGE_QUEUE_MAX: '0' } });
+    const none = await startTestApp({ databaseUrl: app.rt.databaseUrl, env: { CHARGE_SERVICE_URL: '' } });
+    try {
+      const [busy, paid, free, freeToo] = [
+        await pendingOrder(),
+        await pendingOrder(),
+        await pendingOrder({ lineItems: [{ description: 'Free sample', priceCents: 0, quantity: 1 }] }),
+        await pendingOrder({ lineItems: [{ description: 'Free sample', priceCents: 0, quantity: 2 }] }),
+      ];
+      const before = fake.calls.length;
+      fake.next({ hang: true });
+      const first = full.call('POST', `/orders/${busy.id}/charge`, { body: { cardToken: 'tok_busy' } });
+      await fake.received(before + 1);
+      // The queue has no room: a charge with a total is refused, a free order is not.
+      const refused = await full.call('POST', `/orders/${paid.id}/charge`, { body: { cardToken: 'tok_paid' } });
+      expect(refused.status).toBe(503);
+      expect(refused.body.code).toBe('charge_queue_full');
+      const freeReply = await full.call('POST', `/orders/${free.id}/charge`, { body: { cardToken: 'tok_free' } });
+      expect(freeReply.status).toBe(200);
+      expect(freeReply.body).toMatchObject({ chargedCents: 0, order: { status: 'charged' } });
+      expect(await storedOrder(app, free.id)).toMatchObject({ status: 'charged', operation: null });
+      expect(await storedPayments(app, free.id)).toEqual([]);
+
+      // No charge service at all: the same.
+      const noneReply = await none.call('POST', `/orders/${freeToo.id}/charge`, { body: { cardToken: 'tok_free' } });
+      expect(noneReply.status).toBe(200);
+      expect(await storedOrder(app, freeToo.id)).toMatchObject({ status: 'charged', operation: null });
+      const unconfigured = await none.call('POST', `/orders/${paid.id}/charge`, { body: { cardToken: 'tok_paid' } });
+      expect(unconfigured.status).toBe(502);
+      expect(unconfigured.body.code).toBe('charge_failed');
+      expect(await storedOrder(app, paid.id)).toMatchObject({ status: 'pending', operation: null });
+      expect(await storedPayments(app, paid.id)).toEqual([]);
+
+      fake.releaseHung();
+      expect((await first).status).toBe(200);
+      expect(fake.calls.slice(before).map((x) => x.cardToken)).toEqual(['tok_busy']);
+    } finally {
+      await full.stop();
+      await none.stop();
+    }
+  });
+
   test('when a refused charge held a place in the queue, then the cross-process lock is still handed over afterwards', async () => {
     const other = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: fake.url });
     try {

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import type { QueueSlot } from '../upstream/charge-service.js';
 import type { DomainContext } from './context.js';
+import { AppError } from './errors.js';
 import { claimOrder, finishClaim, holding } from './exclusive.js';
-import { orderView, type OrderView } from './orders.js';
+import { findOrder, orderView, type OrderView } from './orders.js';
 import { outcomeError, settle } from './payments.js';
 
 /**
@@ -11,29 +13,49 @@ import { outcomeError, settle } from './payments.js';
  */
 export async function chargeOrder(ctx: DomainContext, id: string, cardToken: string): Promise<{ chargedCents: number; order: OrderView }> {
   // A place in the queue first: when it is full we refuse before anything is written.
-  const slot = ctx.services.charge.reserve();
+  let slot: QueueSlot | undefined;
+  let noPlace: AppError | undefined;
+  try {
+    slot = ctx.services.charge.reserve();
+  } catch (err) {
+    // A zero total needs no call, so neither a full queue nor a missing charge service stops it.
+    if (!(err instanceof AppError) || (await totalOf(ctx, id)) !== 0) throw err;
+    noPlace = err;
+  }
   let claim;
   try {
-    claim = await claimOrder(ctx, id, 'charge', { paymentId: randomUUID(), cardToken });
+    // Without a place nothing is journaled: the claim alone, for a zero total.
+    claim = await claimOrder(ctx, id, 'charge', slot ? { paymentId: randomUUID(), cardToken } : undefined);
   } catch (err) {
-    slot.cancel();
+    slot?.cancel();
     throw err;
   }
   if (claim.kind !== 'claimed') {
-    slot.cancel();
+    slot?.cancel();
     throw new Error('a charge is never already done'); // plan() refuses instead
   }
   const held = claim;
   const { order } = held;
   return holding(ctx, held, async () => {
     if (!held.journaled) {
-      slot.cancel();
+      slot?.cancel();
+      // Totals never change, so this holds; were it not so, the order is released untouched.
+      if (order.totalCents !== 0) throw noPlace ?? new Error(`order ${order.id} has a total but no journaled charge`);
       await finishClaim(ctx, held, 'charged');
       return { chargedCents: 0, order: orderView(order) };
     }
-    const outcome = await slot.send({ cardToken, amountCents: order.totalCents });
+    const outcome = await slot!.send({ cardToken, amountCents: order.totalCents });
     await settle(ctx, held, 'charge', outcome, 'charged');
     if (outcome.kind !== 'succeeded') throw outcomeError('charge', outcome);
     return { chargedCents: order.totalCents, order: orderView(order) };
   });
+}
+
+/** The order's total, or undefined when there is no such order (the caller's own error stands then). */
+async function totalOf(ctx: DomainContext, id: string): Promise<number | undefined> {
+  try {
+    return (await findOrder(ctx, id)).totalCents;
+  } catch {
+    return undefined;
+  }
 }
