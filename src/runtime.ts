@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { startEmbeddedDatabase } from './db/embedded.js';
 import { migrate, openOrm, type Orm } from './db/orm.js';
-import { ProcessLease } from './db/process-lease.js';
+import { Lease } from './db/process-lease.js';
 import type { DomainContext, Services } from './domain/context.js';
 import { recoverAbandonedWork } from './domain/exclusive.js';
 import { ChargeLock } from './upstream/charge-lock.js';
@@ -38,27 +38,30 @@ export async function openRuntime(config: Config, log: Logger, opts: { migrate: 
   }
   const url = databaseUrl;
   let orm: Orm | undefined;
-  let lease: ProcessLease | undefined;
+  let lease: Lease | undefined;
   try {
     orm = await openOrm(url);
     if (opts.migrate) {
       const applied = await migrate(orm, url);
       if (applied.length > 0) log.info({ applied }, 'applied database migrations');
     }
-    lease = await ProcessLease.acquire(url);
+    lease = await Lease.acquire(url, log);
   } catch (err) {
     await orm?.close(true);
     await stopDatabase();
     throw err;
   }
+  const leaseRef = lease;
   const services: Services = {
-    processKey: lease.key,
+    get processKey() {
+      return leaseRef.key;
+    },
+    lease: leaseRef,
     activeClaims: new Set(),
     charge: new ChargeService(config.chargeServiceUrl, config.upstreamTimeoutMs, config.chargeQueueMax, new ChargeLock(url)),
     fulfillment: new FulfillmentService(config.fulfillmentServiceUrl, config.upstreamTimeoutMs),
   };
   const ormRef = orm;
-  const leaseRef = lease;
   const rt: Runtime = {
     config,
     log,

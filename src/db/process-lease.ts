@@ -1,15 +1,16 @@
 import pg from 'pg';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
 
 // Advisory lock namespaces (the first of the two int4 keys). Fixed numbers: every process must agree.
 export const LOCK_NS_PROCESS = 7100;
 export const LOCK_NS_CHARGE = 7101;
 
 /**
- * This process's identity in the database. At start a process takes a fresh key and holds a
- * session advisory lock on it on a connection of its own until it exits. Work it owns (an order's
- * operation, a `started` payment) carries that key; another process may treat the work as abandoned
- * only when it can take that lock itself - i.e. when the owner's session is gone.
+ * One lease: a fresh key and a session advisory lock on it, held on a connection of its own.
+ * Work a process owns (an order's operation, a `started` payment) carries the key it had then;
+ * another process may treat the work as abandoned only when it can take that lock itself - i.e.
+ * when the owner's session is gone. `onLost` is called once if the connection (and so the lock) goes.
  */
 export class ProcessLease {
   private constructor(
@@ -18,27 +19,25 @@ export class ProcessLease {
     private readonly state: { released: boolean },
   ) {}
 
-  static async acquire(databaseUrl: string): Promise<ProcessLease> {
+  static async acquire(databaseUrl: string, onLost: (why: string) => void): Promise<ProcessLease> {
     const client = new pg.Client({ connectionString: databaseUrl, application_name: 'order-up lease', keepAlive: true });
-    await client.connect();
     const lease = { released: false };
-    // Losing this connection loses the lock, and other processes would then take our work for
-    // abandoned and recover it while we still do it. So losing it ends the process at once: what
-    // it had under way becomes in doubt, which is safe; carrying on would not be.
     const lost = (why: string) => {
       if (lease.released) return;
-      process.stderr.write(`${JSON.stringify({ level: 60, msg: 'order-up lost its database lease; exiting so no work is done twice', why })}\n`);
-      process.exit(1);
+      lease.released = true;
+      client.end().catch(() => undefined);
+      onLost(why);
     };
     client.on('error', (err) => lost(err.message));
     client.on('end', () => lost('connection ended'));
     try {
+      await client.connect();
       const { rows } = await client.query<{ key: number }>(`select nextval('order_up_process_key')::int as key`);
       const key = rows[0].key;
       await client.query('select pg_advisory_lock($1, $2)', [LOCK_NS_PROCESS, key]);
       return new ProcessLease(key, client, lease);
     } catch (err) {
-      // E.g. the schema is not there yet: no lease was taken, so nothing to guard; let go quietly.
+      // E.g. the schema is not there yet, or the database is down: no lease was taken, so nothing to guard.
       lease.released = true;
       await client.end().catch(() => undefined);
       throw err;
@@ -48,6 +47,88 @@ export class ProcessLease {
   async release(): Promise<void> {
     this.state.released = true;
     await this.client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * This process's identity in the database, kept across a lost connection. Losing the lease means
+ * other processes may now take our work for abandoned and recover it, so from that moment the
+ * process starts no new work (`held` is false: claims and /readyz answer 503 not_ready) and tries to
+ * take a new lease under a new key. Work already under way finishes or fails on its own: every write
+ * of its outcome is guarded by its claim's token, so work another process recovered meanwhile
+ * writes nothing and stays in doubt - never done twice.
+ */
+export class Lease {
+  private current: ProcessLease | undefined;
+  private lastKey: number;
+  /** Keys this process held before: work of this process under them is its own, not abandoned. */
+  private readonly previous = new Set<number>();
+  private closed = false;
+
+  private constructor(
+    private readonly databaseUrl: string,
+    private readonly log: Logger,
+    first: ProcessLease,
+  ) {
+    this.current = first;
+    this.lastKey = first.key;
+  }
+
+  static async acquire(databaseUrl: string, log: Logger): Promise<Lease> {
+    let lease: Lease | undefined;
+    let lostEarly: string | undefined;
+    const first = await ProcessLease.acquire(databaseUrl, (why) => (lease ? lease.lost(why) : (lostEarly = why)));
+    lease = new Lease(databaseUrl, log, first);
+    if (lostEarly !== undefined) lease.lost(lostEarly);
+    return lease;
+  }
+
+  /** The key new work is recorded under (the last one held, while a new lease is being taken). */
+  get key(): number {
+    return this.lastKey;
+  }
+
+  get held(): boolean {
+    return this.current !== undefined;
+  }
+
+  isOwn(owner: number): boolean {
+    return owner === this.lastKey || this.previous.has(owner);
+  }
+
+  async release(): Promise<void> {
+    this.closed = true;
+    const current = this.current;
+    this.current = undefined;
+    await current?.release();
+  }
+
+  private lost(why: string): void {
+    if (this.closed || !this.current) return;
+    this.previous.add(this.current.key);
+    this.current = undefined;
+    this.log.error({ why, key: this.lastKey }, 'order-up lost its database lease: it takes no new work until it has a new one');
+    void this.renew();
+  }
+
+  private async renew(): Promise<void> {
+    for (let delayMs = 200; !this.closed; delayMs = Math.min(delayMs * 2, 5000)) {
+      await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
+      if (this.closed) return;
+      try {
+        const lease = await ProcessLease.acquire(this.databaseUrl, (why) => this.lost(why));
+        if (this.closed) {
+          await lease.release();
+          return;
+        }
+        this.current = lease;
+        this.lastKey = lease.key;
+        this.log.warn({ key: lease.key }, 'order-up has a new database lease: taking work again');
+        return;
+      } catch (err) {
+        this.log.debug({ err }, 'no new database lease yet');
+      }
+    }
   }
 }
 

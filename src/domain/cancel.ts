@@ -23,7 +23,7 @@ export async function cancelOrder(ctx: DomainContext, id: string, reason?: strin
     const paymentId = randomUUID();
     let refund;
     try {
-      refund = await journalRefund(ctx, order, paymentId, cancelReason);
+      refund = await journalRefund(ctx, claim, paymentId, cancelReason);
     } catch (err) {
       slot.cancel();
       throw err;

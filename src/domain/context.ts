@@ -6,7 +6,9 @@ import type { FulfillmentService } from '../upstream/fulfillment-service.js';
 /** The long-lived services of one order-up process, shared by every request and command. */
 export interface Services {
   /** This process's key (see db/process-lease.ts): the owner recorded on the work it starts. */
-  processKey: number;
+  readonly processKey: number;
+  /** Whether the process holds its lease (no new work without it), and which keys were its own. */
+  lease: { readonly held: boolean; isOwn(owner: number): boolean };
   /** Tokens of the claims this process is working under right now (see domain/exclusive.ts). */
   activeClaims: Set<string>;
   charge: ChargeService;

@@ -12,6 +12,8 @@ export interface HeldOrder {
   order: OrderRecord;
   /** This claim's own token (orders.operation_token): finishing or releasing matches on it. */
   token: string;
+  /** The process key the claim (and any payment journaled under it) was recorded with. */
+  owner: number;
   held: boolean;
   /** The payment journaled for this operation, if any: on an unexpected failure it becomes in doubt. */
   paymentId?: string;
@@ -34,10 +36,17 @@ export type Claim =
 export async function claimOrder(ctx: DomainContext, id: string, operation: Operation, charge?: JournalEntry): Promise<Claim> {
   const from = statusesThatProceed(operation);
   for (let attempt = 0; attempt < 5; attempt += 1) {
+    // Without its lease the process could not defend new work against recovery by others.
+    if (!ctx.services.lease.held) {
+      throw new AppError('not_ready', 'order-up lost its connection to the database and is reconnecting; nothing was done. Try again in a moment.', {
+        retryAfterSeconds: 1,
+      });
+    }
     const token = randomUUID();
-    const claimed = await claimOrderRow(ctx.em, { id, operation, owner: ctx.services.processKey, token, from, charge });
+    const owner = ctx.services.processKey;
+    const claimed = await claimOrderRow(ctx.em, { id, operation, owner, token, from, charge });
     if (claimed) {
-      return { kind: 'claimed', token, held: true, paymentId: claimed.journaled ? charge?.paymentId : undefined, ...claimed };
+      return { kind: 'claimed', token, owner, held: true, paymentId: claimed.journaled ? charge?.paymentId : undefined, ...claimed };
     }
     const order = await findOrder(ctx, id);
     const p = plan(operation, order.status);
@@ -65,7 +74,7 @@ export async function holding<T>(ctx: DomainContext, claim: HeldOrder, work: () 
       await abandonOrderRow(ctx.em, {
         id: claim.order.id,
         token: claim.token,
-        owner: ctx.services.processKey,
+        owner: claim.owner,
         outcome: `order-up could not record the outcome (${err instanceof AppError ? err.code : 'internal error'})`,
       }).catch((e: unknown) => ctx.log.error({ err: e, orderId: claim.order.id }, 'could not release an order; it is recovered on its next use'));
       claim.held = false;
@@ -130,13 +139,14 @@ async function refuseIfPaymentOpen(ctx: DomainContext, order: Order, lastTry: bo
 async function refuseUnlessAbandoned(ctx: DomainContext, order: Order): Promise<void> {
   const owner = order.operationOwner;
   const self = ctx.services.processKey;
-  if (owner === self && order.operationToken !== null && !ctx.services.activeClaims.has(order.operationToken)) {
+  const ours = owner !== null && ctx.services.lease.isOwn(owner);
+  if (ours && order.operationToken !== null && !ctx.services.activeClaims.has(order.operationToken)) {
     // Ours, but no work of ours holds it any more (a failure kept us from letting go). The token
     // makes sure only that very claim is released, never a newer one.
     await abandonOrderRow(ctx.em, { id: order.id, token: order.operationToken, owner, outcome: 'order-up could not record the outcome' });
     return;
   }
-  if (owner !== null && !(await isOwnerAlive(ctx.em, owner, self))) {
+  if (owner !== null && !ours && !(await isOwnerAlive(ctx.em, owner, self))) {
     await recoverOwner(ctx, owner);
     return;
   }

@@ -1,5 +1,4 @@
 import type { Payment } from '../db/entities.js';
-import type { OrderRecord } from '../db/order-sql.js';
 import type { ChargeOutcome } from '../upstream/charge-service.js';
 import type { DomainContext } from './context.js';
 import { AppError } from './errors.js';
@@ -19,17 +18,18 @@ import type { OrderStatus } from './order-state.js';
  */
 export async function journalRefund(
   ctx: DomainContext,
-  order: OrderRecord,
+  claim: HeldOrder,
   paymentId: string,
   cancelReason: string | null,
 ): Promise<{ cardToken: string; amountCents: number }> {
+  const { order } = claim;
   const rows = await ctx.em.getConnection().execute<{ card_token: string; amount_cents: string }[]>(
     `insert into payments (id, order_id, kind, amount_cents, card_token, state, owner, created_at, updated_at, cancel_reason)
      select ?::uuid, p.order_id, 'refund', -p.amount_cents, p.card_token, 'started', ?, now(), now(), ?
      from payments p where p.order_id = ? and p.kind = 'charge' and p.state = 'succeeded'
      order by p.created_at desc limit 1
      returning card_token, amount_cents`,
-    [paymentId, ctx.services.processKey, cancelReason, order.id],
+    [paymentId, claim.owner, cancelReason, order.id],
   );
   if (rows.length === 0) throw new Error(`order ${order.id} is charged but has no successful charge on record`);
   return { cardToken: rows[0].card_token, amountCents: Number(rows[0].amount_cents) };

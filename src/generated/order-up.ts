@@ -481,7 +481,7 @@ export interface components {
          *     | 502 | `payment_in_doubt` | Payment in doubt | the connection broke after a charge or refund was sent: outcome unknown |
          *     | 502 | `fulfillment_failed` | Fulfillment failed | a fulfillment request failed; the order stays charged |
          *     | 503 | `charge_queue_full` | Charge queue full | too many charges and refunds waiting; with `Retry-After`; nothing was sent |
-         *     | 503 | `not_ready` | Not ready | `GET /readyz` while the database is unreachable |
+         *     | 503 | `not_ready` | Not ready | `GET /readyz` while the database is unreachable; charge, cancel or fulfill while this server process reconnects to it (nothing was done; with `Retry-After`) |
          *     | 504 | `upstream_timeout` | Upstream timeout | an upstream call timed out; a charge or refund that timed out is in doubt |
          * @enum {string}
          */
@@ -700,7 +700,8 @@ export interface components {
         };
         /**
          * @description `charge_queue_full`: too many charges and refunds are already waiting in this server
-         *     process. Nothing was sent; retry after `Retry-After` seconds.
+         *     process. Or `not_ready`: this server process lost its connection to the database and is
+         *     reconnecting. Either way nothing was done; retry after `Retry-After` seconds.
          */
         ChargeQueueFull: {
             headers: {
@@ -726,9 +727,14 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description `not_ready`: the service cannot take traffic (its database is unreachable). */
+        /**
+         * @description `not_ready`: the service cannot take traffic: its database is unreachable, or this server
+         *     process lost its connection to it and is reconnecting (then a charge, cancel or fulfill
+         *     did nothing and can be retried after `Retry-After` seconds).
+         */
         NotReady: {
             headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
                 "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
@@ -1087,6 +1093,7 @@ export interface operations {
             409: components["responses"]["FulfillConflict"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["FulfillmentFailed"];
+            503: components["responses"]["NotReady"];
             504: components["responses"]["UpstreamTimeout"];
         };
     };

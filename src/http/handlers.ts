@@ -23,10 +23,12 @@ export const handlers: Record<string, Handler> = {
   },
 
   getReady: async (_c, { deps, res }) => {
+    // Without its lease this process takes no new work (see db/process-lease.ts): not ready either.
+    if (!deps.services.lease.held) throw new AppError('not_ready', 'order-up lost its connection to the database and is reconnecting.', { retryAfterSeconds: 1 });
     try {
       await withTimeout(deps.orm.em.getConnection().execute('select 1'), 2000);
     } catch {
-      throw new AppError('not_ready', 'The database cannot be reached.');
+      throw new AppError('not_ready', 'The database cannot be reached.', { retryAfterSeconds: 5 });
     }
     res.json({ status: 'ok' });
   },
