@@ -136,3 +136,51 @@ test('when the process loses its database, then it takes no new work (503 not_re
     await proxy.stop();
   }
 });
+
+test('when the process loses its lease while a charge waits in its queue, then that charge is never sent (others may have recovered it) and is answered charge_failed', async () => {
+  const databaseUrl = await freshDatabaseUrl('lease_queue');
+  const server = await startChildServer(childEnv(databaseUrl));
+  const observer = await startTestApp({ databaseUrl, chargeUrl: fake.url });
+  try {
+    const [a, b] = [
+      (await call(server.url, 'POST', '/orders', { body: newOrder() })).body.order.id as string,
+      (await call(server.url, 'POST', '/orders', { body: newOrder() })).body.order.id as string,
+    ];
+    const before = fake.calls.length;
+    fake.next({ hang: true });
+    const first = call(server.url, 'POST', `/orders/${a}/charge`, { body: { cardToken: 'tok_first' } });
+    await fake.received(before + 1);
+    const second = call(server.url, 'POST', `/orders/${b}/charge`, { body: { cardToken: 'tok_second' } });
+    await until(async () => (await storedPayments(observer, b)).length === 1); // journaled, waiting its turn
+
+    // Only the child's lease connection goes: the database stays up, and the child takes a new lease at once.
+    const [{ owner }] = await observer.rt.orm.em.getConnection().execute<{ owner: number }[]>('select owner from payments where order_id = ?', [b]);
+    await observer.rt.orm.em
+      .getConnection()
+      .execute(
+        `select pg_terminate_backend(l.pid) from pg_locks l where l.locktype = 'advisory' and l.classid = 7100 and l.objid = ? and l.granted`,
+        [owner],
+      );
+    await until(async () => server.stderr().includes('lost its database lease'));
+    fake.releaseHung();
+
+    expect((await first).status).toBe(200); // already sent: its outcome is recorded as usual
+    const refused = await second;
+    expect(refused.status).toBe(502);
+    expect(refused.body.code).toBe('charge_failed');
+    expect(fake.calls.slice(before).map((c) => c.cardToken)).toEqual(['tok_first']);
+    expect(await storedOrder(observer, b)).toMatchObject({ status: 'pending', operation: null });
+    expect(await storedPayments(observer, b)).toMatchObject([{ state: 'failed' }]);
+
+    // Under its new lease the process charges again.
+    await until(async () => (await call(server.url, 'GET', '/readyz')).status === 200);
+    expect((await call(server.url, 'POST', `/orders/${b}/charge`, { body: { cardToken: 'tok_second' } })).status).toBe(200);
+    expect(fake.calls.slice(before).map((c) => c.cardToken)).toEqual(['tok_first', 'tok_second']);
+    expect(server.child.exitCode).toBeNull();
+  } finally {
+    fake.releaseHung();
+    server.child.kill('SIGTERM');
+    await server.exited;
+    await observer.stop();
+  }
+});

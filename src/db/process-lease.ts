@@ -92,6 +92,11 @@ export class Lease {
     return this.current !== undefined;
   }
 
+  /** True while `key` is the lease this process holds right now. */
+  holds(key: number): boolean {
+    return this.current?.key === key;
+  }
+
   isOwn(owner: number): boolean {
     return owner === this.lastKey || this.previous.has(owner);
   }

@@ -29,7 +29,7 @@ export async function cancelOrder(ctx: DomainContext, id: string, reason?: strin
       throw err;
     }
     claim.paymentId = paymentId;
-    const outcome = await slot.send(refund);
+    const outcome = await slot.send(refund, () => ctx.services.lease.holds(claim.owner));
     await settle(ctx, claim, 'refund', outcome, 'cancelled', { cancelReason });
     if (outcome.kind !== 'succeeded') throw outcomeError('refund', outcome);
     return { refundedCents: order.totalCents, order: orderView(order) };

@@ -44,7 +44,9 @@ export async function chargeOrder(ctx: DomainContext, id: string, cardToken: str
       await finishClaim(ctx, held, 'charged');
       return { chargedCents: 0, order: orderView(order) };
     }
-    const outcome = await slot!.send({ cardToken, amountCents: order.totalCents });
+    // Should this process lose the lease the charge was journaled under before its turn, another
+    // process may already have recovered it: then nothing is sent.
+    const outcome = await slot!.send({ cardToken, amountCents: order.totalCents }, () => ctx.services.lease.holds(held.owner));
     await settle(ctx, held, 'charge', outcome, 'charged');
     if (outcome.kind !== 'succeeded') throw outcomeError('charge', outcome);
     return { chargedCents: order.totalCents, order: orderView(order) };

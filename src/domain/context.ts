@@ -8,7 +8,7 @@ export interface Services {
   /** This process's key (see db/process-lease.ts): the owner recorded on the work it starts. */
   readonly processKey: number;
   /** Whether the process holds its lease (no new work without it), and which keys were its own. */
-  lease: { readonly held: boolean; isOwn(owner: number): boolean };
+  lease: { readonly held: boolean; holds(key: number): boolean; isOwn(owner: number): boolean };
   /** Tokens of the claims this process is working under right now (see domain/exclusive.ts). */
   activeClaims: Set<string>;
   charge: ChargeService;

@@ -21,7 +21,11 @@ export interface ChargeRequest {
 
 /** A place in the queue, taken before the journal is written so a full queue refuses with nothing written. */
 export interface QueueSlot {
-  send(request: ChargeRequest): Promise<ChargeOutcome>;
+  /**
+   * Sends when the place's turn comes - unless `mayCall` then says no (e.g. the process lost the
+   * lease its work was recorded under), and nothing is sent.
+   */
+  send(request: ChargeRequest, mayCall?: () => boolean): Promise<ChargeOutcome>;
   cancel(): void;
 }
 
@@ -80,8 +84,8 @@ export class ChargeService {
         retryAfterSeconds: seconds,
       });
     }
-    let fill!: (request: ChargeRequest | null) => void;
-    const request = new Promise<ChargeRequest | null>((resolve) => (fill = resolve));
+    let fill!: (request: { body: ChargeRequest; mayCall: () => boolean } | null) => void;
+    const request = new Promise<{ body: ChargeRequest; mayCall: () => boolean } | null>((resolve) => (fill = resolve));
     let answer!: (outcome: ChargeOutcome) => void;
     const answered = new Promise<ChargeOutcome>((resolve) => (answer = resolve));
     const turn = this.queue.add(async () => {
@@ -98,8 +102,13 @@ export class ChargeService {
         // Without the lock we may not call; nothing was sent.
         return answer({ kind: 'failed', reason: 'could not take the cross-process charge lock' });
       }
+      if (!r.mayCall()) {
+        answer({ kind: 'failed', reason: 'order-up lost the database lease this payment was recorded under; nothing was sent' });
+        await this.lock.keepOrRelease(this.waiting > 0);
+        return;
+      }
       const started = performance.now();
-      const outcome = await this.post(r);
+      const outcome = await this.post(r.body);
       this.recentMs = 0.8 * this.recentMs + 0.2 * (performance.now() - started);
       // The caller has its answer before the lock is handed over: the unlock's round trip (when
       // nothing else waits) is not on the customer's time.
@@ -109,8 +118,8 @@ export class ChargeService {
     // post() never throws; should anything else, the request may have left: never guess.
     turn.catch(() => answer({ kind: 'in_doubt', reason: 'reset' }));
     return {
-      send: async (r) => {
-        fill(r);
+      send: async (body, mayCall = () => true) => {
+        fill({ body, mayCall });
         const outcome = await answered;
         // The charge service idles until the next call reaches it, so that call goes first: the
         // queue starts it in this same turn of the event loop, and its request is written out at
