@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { newOrder, startTestApp, type TestApp } from './support/app.js';
 import { FakeChargeService } from './support/fake-charge.js';
@@ -19,6 +20,25 @@ afterAll(async () => {
 afterEach(() => {
   fake.default = { status: 201 };
 });
+
+/** Collects the app's log lines. */
+class LineCapture extends Writable {
+  private readonly chunks: string[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    this.chunks.push(chunk.toString('utf8'));
+    done();
+  }
+  get text(): string {
+    return this.chunks.join('');
+  }
+  records(): Record<string, unknown>[] {
+    return this.text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+}
+
+async function until(check: () => Promise<boolean> | boolean): Promise<void> {
+  while (!(await check())) await new Promise((r) => setTimeout(r, 10));
+}
 
 async function pendingOrder(body: Record<string, unknown> = {}): Promise<{ id: string; totalCents: number }> {
   const res = await app.call('POST', '/orders', { body: newOrder(body) });
@@ -128,6 +148,56 @@ describe('when the charge service fails', () => {
     expect(fake.calls.length).toBe(calls);
     expect(await storedOrder(app, order.id)).toMatchObject({ status: 'pending' });
     fake.releaseHung(); // the service finishes the abandoned request, as a real one would
+  });
+
+  test('when a charge times out, then the next one is not sent until the service has answered it: one request at the service at a time', async () => {
+    const logs = new LineCapture();
+    const own = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: fake.url, env: { UPSTREAM_TIMEOUT_MS: '300' }, logDestination: logs, logLevel: 'warn' });
+    try {
+      const [a, b] = [await pendingOrder(), await pendingOrder()];
+      const before = fake.calls.length;
+      fake.maxInFlight = fake.inFlight;
+      fake.next({ hang: true });
+      const timedOut = await own.call('POST', `/orders/${a.id}/charge`, { body: { cardToken: 'tok_slow' } });
+      expect(timedOut.status).toBe(504);
+      expect(timedOut.body.code).toBe('upstream_timeout');
+
+      const second = own.call('POST', `/orders/${b.id}/charge`, { body: { cardToken: 'tok_next' } });
+      await until(async () => (await storedPayments(app, b.id)).length === 1);
+      // Journaled and waiting: the timed-out request still holds the queue.
+      expect(own.rt.services.charge.waiting).toBe(1);
+      expect(fake.calls.length).toBe(before + 1);
+
+      fake.releaseHung(); // the service finally answers the first
+      expect((await second).status).toBe(200);
+      expect(fake.calls.slice(before).map((c) => c.cardToken)).toEqual(['tok_slow', 'tok_next']);
+      expect(fake.maxInFlight).toBe(1);
+      // Staff decide, not a late answer - but they see it in the in-doubt list.
+      await until(async () => String((await storedPayments(app, a.id))[0].outcome).includes('later'));
+      expect(await storedPayments(app, a.id)).toMatchObject([{ state: 'in_doubt', outcome: 'no answer before the timeout; later: charge service answered 201' }]);
+      expect(await storedOrder(app, a.id)).toMatchObject({ status: 'pending', operation: null });
+      await until(async () => logs.text.includes('answered the timed-out charge late'));
+      expect(logs.records().find((r) => String(r.msg).includes('late'))).toMatchObject({ kind: 'charge', lateOutcome: 'charge service answered 201' });
+    } finally {
+      await own.stop();
+    }
+  });
+
+  test('when the service never answers a timed-out charge, then the queue gives it up after twice the timeout again and moves on', async () => {
+    const own = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: fake.url, env: { UPSTREAM_TIMEOUT_MS: '200' } });
+    try {
+      const [a, b] = [await pendingOrder(), await pendingOrder()];
+      const before = fake.calls.length;
+      fake.next({ hang: true });
+      expect((await own.call('POST', `/orders/${a.id}/charge`, { body: { cardToken: 'tok_lost' } })).status).toBe(504);
+      const second = await own.call('POST', `/orders/${b.id}/charge`, { body: { cardToken: 'tok_after' } });
+      expect(second.status).toBe(200);
+      expect(fake.calls.slice(before).map((c) => c.cardToken)).toEqual(['tok_lost', 'tok_after']);
+      expect(await storedPayments(app, a.id)).toMatchObject([{ state: 'in_doubt' }]);
+    } finally {
+      fake.releaseHung();
+      await own.stop();
+    }
   });
 
   test('when the connection is reset after the request, then 502 payment_in_doubt and the payment is in doubt', async () => {

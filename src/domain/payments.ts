@@ -101,6 +101,23 @@ async function getOrderRecordState(ctx: DomainContext, id: string) {
   return { status: o.status, updatedAt: o.updatedAt, chargedAt: o.chargedAt, fulfilledAt: o.fulfilledAt, cancelledAt: o.cancelledAt, cancelReason: o.cancelReason };
 }
 
+/**
+ * What the charge service said, after all, to a call already recorded as in doubt by its timeout.
+ * It is added to the payment's outcome (shown by `order-up payments in-doubt`) and logged, for the
+ * staff who resolve it; nothing is decided on its strength - the payment stays in doubt until staff
+ * confirm it with the charge service's own records.
+ */
+export function lateAnswerLogger(ctx: DomainContext, paymentId: string, kind: Payment['kind']): (outcome: ChargeOutcome) => void {
+  return (outcome) => {
+    const late = describe(outcome);
+    ctx.log.warn({ paymentId, kind, lateOutcome: late }, `the charge service answered the timed-out ${kind} late; it stays in doubt until staff resolve it`);
+    ctx.em
+      .getConnection()
+      .execute(`update payments set outcome = outcome || ?, updated_at = now() where id = ? and state = 'in_doubt'`, [`; later: ${late}`, paymentId])
+      .catch((err: unknown) => ctx.log.error({ err, paymentId }, 'could not note the late answer on the payment'));
+  };
+}
+
 /** Turns an unsuccessful outcome into the error the caller answers with. */
 export function outcomeError(kind: Payment['kind'], outcome: Exclude<ChargeOutcome, { kind: 'succeeded' }>): AppError {
   switch (outcome.kind) {

@@ -20,12 +20,15 @@ export interface ChargeRequest {
 }
 
 /** A place in the queue, taken before the journal is written so a full queue refuses with nothing written. */
+export interface SendOptions {
+  /** Asked when the place's turn comes: false (e.g. the process lost the lease its work was recorded under) sends nothing. */
+  mayCall?: () => boolean;
+  /** The service's answer to a call that had already been answered as timed out (for the staff's in-doubt record). */
+  onLateAnswer?: (outcome: ChargeOutcome) => void;
+}
+
 export interface QueueSlot {
-  /**
-   * Sends when the place's turn comes - unless `mayCall` then says no (e.g. the process lost the
-   * lease its work was recorded under), and nothing is sent.
-   */
-  send(request: ChargeRequest, mayCall?: () => boolean): Promise<ChargeOutcome>;
+  send(request: ChargeRequest, options?: SendOptions): Promise<ChargeOutcome>;
   cancel(): void;
 }
 
@@ -47,13 +50,14 @@ export class ChargeService {
 
   constructor(
     baseUrl: string | undefined,
-    timeoutMs: number,
+    private readonly timeoutMs: number,
     private readonly maxWaiting: number,
     private readonly lock: ChargeLock,
   ) {
     this.http = baseUrl === undefined ? undefined : axios.create({
       baseURL: baseUrl.replace(/\/+$/, ''),
-      timeout: timeoutMs,
+      // No axios timeout: a call that outlives UPSTREAM_TIMEOUT_MS is answered as in doubt but not
+      // abandoned (see turn() in reserve).
       // One request at a time anyway: a single kept-alive socket saves a handshake per charge. An
       // idle socket is closed after 2 s, before a server's usual keep-alive timeout (5 s in Node):
       // reusing a socket the service is closing would end in a reset, i.e. a needless in-doubt payment.
@@ -84,8 +88,8 @@ export class ChargeService {
         retryAfterSeconds: seconds,
       });
     }
-    let fill!: (request: { body: ChargeRequest; mayCall: () => boolean } | null) => void;
-    const request = new Promise<{ body: ChargeRequest; mayCall: () => boolean } | null>((resolve) => (fill = resolve));
+    let fill!: (request: { body: ChargeRequest; options: SendOptions } | null) => void;
+    const request = new Promise<{ body: ChargeRequest; options: SendOptions } | null>((resolve) => (fill = resolve));
     let answer!: (outcome: ChargeOutcome) => void;
     const answered = new Promise<ChargeOutcome>((resolve) => (answer = resolve));
     const turn = this.queue.add(async () => {
@@ -102,24 +106,40 @@ export class ChargeService {
         // Without the lock we may not call; nothing was sent.
         return answer({ kind: 'failed', reason: 'could not take the cross-process charge lock' });
       }
-      if (!r.mayCall()) {
+      if (r.options.mayCall && !r.options.mayCall()) {
         answer({ kind: 'failed', reason: 'order-up lost the database lease this payment was recorded under; nothing was sent' });
         await this.lock.keepOrRelease(this.waiting > 0);
         return;
       }
       const started = performance.now();
-      const outcome = await this.post(r.body);
+      const abort = new AbortController();
+      const call = this.post(r.body, abort.signal);
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.timeoutMs)));
+      const first = await Promise.race([call, timedOut]);
+      clearTimeout(timer);
       this.recentMs = 0.8 * this.recentMs + 0.2 * (performance.now() - started);
-      // The caller has its answer before the lock is handed over: the unlock's round trip (when
-      // nothing else waits) is not on the customer's time.
-      answer(outcome);
+      if (first !== 'timeout') {
+        // The caller has its answer before the lock is handed over: the unlock's round trip (when
+        // nothing else waits) is not on the customer's time.
+        answer(first);
+      } else {
+        // Answered as in doubt now; but the service may still be working on the request, so it stays
+        // this process's one call in flight (queue and lock held) until it answers - or, should it
+        // never, until twice as long again, when the request is given up.
+        answer({ kind: 'in_doubt', reason: 'timeout' });
+        const giveUp = setTimeout(() => abort.abort(), 2 * this.timeoutMs);
+        const late = await call;
+        clearTimeout(giveUp);
+        r.options.onLateAnswer?.(late);
+      }
       await this.lock.keepOrRelease(this.waiting > 0);
     });
     // post() never throws; should anything else, the request may have left: never guess.
     turn.catch(() => answer({ kind: 'in_doubt', reason: 'reset' }));
     return {
-      send: async (body, mayCall = () => true) => {
-        fill({ body, mayCall });
+      send: async (body, options = {}) => {
+        fill({ body, options });
         const outcome = await answered;
         // The charge service idles until the next call reaches it, so that call goes first: the
         // queue starts it in this same turn of the event loop, and its request is written out at
@@ -144,9 +164,9 @@ export class ChargeService {
     await this.lock.close();
   }
 
-  private async post(request: ChargeRequest): Promise<ChargeOutcome> {
+  private async post(request: ChargeRequest, signal: AbortSignal): Promise<ChargeOutcome> {
     try {
-      const res = await this.http!.post('/charge', { cardToken: request.cardToken, amountCents: request.amountCents });
+      const res = await this.http!.post('/charge', { cardToken: request.cardToken, amountCents: request.amountCents }, { signal });
       if (res.status === 201) return { kind: 'succeeded' };
       if (res.status >= 400 && res.status < 500) return { kind: 'declined', status: res.status };
       return { kind: 'failed', reason: `charge service answered ${res.status}` };
