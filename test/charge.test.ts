@@ -200,6 +200,28 @@ describe('when the charge service fails', () => {
     }
   });
 
+  test('when the outcome cannot be recorded, then 502 payment_in_doubt (not a bare 500), the payment is in doubt and the order released', async () => {
+    const order = await pendingOrder();
+    const db = app.rt.orm.em.getConnection();
+    // The database refuses to record a success (as an outage would); marking in doubt still works.
+    await db.execute(`create function order_up_test_refuse() returns trigger language plpgsql as $$ begin raise exception 'refused by the test'; end $$`);
+    await db.execute(`create trigger order_up_test_refuse before update on payments for each row when (new.state = 'succeeded') execute function order_up_test_refuse()`);
+    try {
+      const before = fake.calls.length;
+      const res = await charge(order.id);
+      expect(res.status).toBe(502);
+      expect(res.body.code).toBe('payment_in_doubt');
+      expect(fake.calls.length).toBe(before + 1);
+      expect(await storedPayments(app, order.id)).toMatchObject([{ state: 'in_doubt' }]);
+      expect(await storedOrder(app, order.id)).toMatchObject({ status: 'pending', operation: null });
+      expect((await charge(order.id)).body.code).toBe('payment_in_doubt');
+      expect(fake.calls.length).toBe(before + 1);
+    } finally {
+      await db.execute('drop trigger order_up_test_refuse on payments');
+      await db.execute('drop function order_up_test_refuse()');
+    }
+  });
+
   test('when the connection is reset after the request, then 502 payment_in_doubt and the payment is in doubt', async () => {
     const order = await pendingOrder();
     fake.next({ reset: true });

@@ -81,7 +81,11 @@ export async function settle(
       }
       throw new Error(`the outcome of payment ${paymentId} could not be recorded: the order is no longer held by this process`);
     } catch (err) {
-      if (attempt >= 3) throw err;
+      if (attempt >= 3) {
+        ctx.log.error({ err, paymentId, kind, outcome: payment.outcome }, 'could not record a payment outcome; the payment is left in doubt');
+        // `holding` marks the payment in doubt; the caller hears exactly that, not a bare 500.
+        throw new AppError('payment_in_doubt', `order-up could not record the outcome of the ${kind}; it is in doubt until staff resolve it.`, { status: 502 });
+      }
       ctx.log.warn({ err, paymentId, attempt }, 'recording a payment outcome failed; retrying');
       await new Promise((r) => setTimeout(r, 100 * attempt));
     }

@@ -478,7 +478,7 @@ export interface components {
          *     | 415 | `unsupported_media_type` | Unsupported media type | a request body that is not `application/json` |
          *     | 500 | `internal_error` | Internal error | anything else; the detail never leaks internals |
          *     | 502 | `charge_failed` | Charge failed | the charge service failed (nothing happened) or could not be reached |
-         *     | 502 | `payment_in_doubt` | Payment in doubt | the connection broke after a charge or refund was sent: outcome unknown |
+         *     | 502 | `payment_in_doubt` | Payment in doubt | the connection broke after a charge or refund was sent, or order-up could not record its outcome: outcome unknown |
          *     | 502 | `fulfillment_failed` | Fulfillment failed | a fulfillment request failed; the order stays charged |
          *     | 503 | `charge_queue_full` | Charge queue full | too many charges and refunds waiting; with `Retry-After`; nothing was sent |
          *     | 503 | `not_ready` | Not ready | `GET /readyz` while the database is unreachable; charge, cancel or fulfill while this server process reconnects to it (nothing was done; with `Retry-After`) |
@@ -676,8 +676,9 @@ export interface components {
         /**
          * @description `charge_failed`: the charge service failed the charge or refund, or could not be reached;
          *     nothing happened and the order is unchanged, a retry is safe. `payment_in_doubt`: the
-         *     connection broke after the charge or refund was sent; its outcome is unknown and recorded
-         *     as in doubt; do not retry, staff must resolve it.
+         *     connection broke after the charge or refund was sent, or order-up could not record what the
+         *     charge service answered; its outcome is unknown and recorded as in doubt; do not retry,
+         *     staff must resolve it.
          */
         ChargeServiceFailed: {
             headers: {
