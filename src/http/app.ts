@@ -10,6 +10,7 @@ import { fieldErrors, sendProblem } from './problem.js';
 import { docsAssetPath, SPEC_PATH } from './assets.js';
 import { handlers } from './handlers.js';
 import { isStaff } from './auth.js';
+import { oneRequestPerTurn } from './intake.js';
 
 // ajv-formats is CommonJS with a default export; under nodenext the callable sits on .default.
 type AddFormats = (ajv: Ajv2020) => Ajv2020;
@@ -80,6 +81,8 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   app.set('etag', false);
+
+  app.use(oneRequestPerTurn());
 
   // Request id and one log line per request.
   app.use((req: Request, res: Response, next: NextFunction) => {
