@@ -3,6 +3,8 @@ import { call, newOrder, startTestApp } from './support/app.js';
 import { startChildServer } from './support/child-server.js';
 import { DbProxy } from './support/db-proxy.js';
 import { FakeChargeService } from './support/fake-charge.js';
+import { FakeFulfillmentService } from './support/fake-fulfillment.js';
+import { recoverAbandonedWork } from '../src/domain/exclusive.js';
 import { storedOrder, storedPayments } from './support/state.js';
 import { freshDatabaseUrl } from './support/test-db.js';
 
@@ -179,6 +181,90 @@ test('when the process loses its lease while a charge waits in its queue, then t
     expect(server.child.exitCode).toBeNull();
   } finally {
     fake.releaseHung();
+    server.child.kill('SIGTERM');
+    await server.exited;
+    await observer.stop();
+  }
+});
+
+/** Ends the lease connection of the process that owns `orderId`'s operation (the database stays up). */
+async function cutLeaseOfOwner(observer: Awaited<ReturnType<typeof startTestApp>>, orderId: string): Promise<void> {
+  const db = observer.rt.orm.em.getConnection();
+  const [{ owner }] = await db.execute<{ owner: number }[]>('select operation_owner as owner from orders where id = ?', [orderId]);
+  await db.execute(`select pg_terminate_backend(l.pid) from pg_locks l where l.locktype = 'advisory' and l.classid = 7100 and l.objid = ? and l.granted`, [owner]);
+}
+
+test('when the process loses its lease during a fulfill, then it sends no further item (another process may have cancelled the order meanwhile)', async () => {
+  const fulfillment = await FakeFulfillmentService.start();
+  const databaseUrl = await freshDatabaseUrl('lease_fulfill');
+  const server = await startChildServer({ ...childEnv(databaseUrl), FULFILLMENT_SERVICE_URL: fulfillment.url });
+  const observer = await startTestApp({ databaseUrl, chargeUrl: fake.url, fulfillmentUrl: fulfillment.url });
+  try {
+    const lineItems = ['A', 'B', 'C', 'D', 'E'].map((description) => ({ description, priceCents: 100, quantity: 1 }));
+    const id = (await call(server.url, 'POST', '/orders', { body: newOrder({ lineItems }) })).body.order.id as string;
+    expect((await call(server.url, 'POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_goods' } })).status).toBe(200);
+    for (const d of ['A', 'B', 'C', 'D']) fulfillment.fail(d, 'hang');
+    const fulfilling = call(server.url, 'POST', `/orders/${id}/fulfill`, { staff: true });
+    await until(async () => fulfillment.calls.length === 4); // four at once; E waits for a free slot
+
+    await cutLeaseOfOwner(observer, id);
+    await until(async () => server.stderr().includes('lost its database lease'));
+    // Another process finds the order abandoned, recovers it and cancels it with a refund.
+    const cancelled = await observer.call('POST', `/orders/${id}/cancel`, { staff: true, body: { reason: 'out of stock' } });
+    expect(cancelled.status).toBe(200);
+    fulfillment.heal();
+    fulfillment.releaseHung();
+
+    const answer = await fulfilling;
+    expect(answer.status).toBe(503);
+    expect(answer.body.code).toBe('not_ready');
+    expect(fulfillment.calls.map((c) => c.description)).toEqual(['A', 'B', 'C', 'D']); // E never sent
+    expect(await storedOrder(observer, id)).toMatchObject({ status: 'cancelled', operation: null });
+  } finally {
+    server.child.kill('SIGTERM');
+    await server.exited;
+    await observer.stop();
+    await fulfillment.stop();
+  }
+});
+
+test('when another process recovers an order while its refund is being journaled, then the refund is not sent, recorded failed (not stuck), and a later cancel refunds once', async () => {
+  const databaseUrl = await freshDatabaseUrl('lease_refund');
+  const server = await startChildServer(childEnv(databaseUrl));
+  const observer = await startTestApp({ databaseUrl, chargeUrl: fake.url });
+  const db = observer.rt.orm.em.getConnection();
+  try {
+    const id = (await call(server.url, 'POST', '/orders', { body: newOrder() })).body.order.id as string;
+    expect((await call(server.url, 'POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_refund' } })).status).toBe(200);
+    const before = fake.calls.length;
+    // Journaling a refund takes a second: time for the lease to go and for another process to recover.
+    await db.execute(`create function order_up_test_slow() returns trigger language plpgsql as $$ begin perform pg_sleep(1); return new; end $$`);
+    await db.execute(`create trigger order_up_test_slow before insert on payments for each row when (new.kind = 'refund') execute function order_up_test_slow()`);
+    const cancelling = call(server.url, 'POST', `/orders/${id}/cancel`, { staff: true, body: { reason: 'first try' } });
+    await until(async () => (await storedOrder(observer, id))?.operation === 'cancel');
+    await cutLeaseOfOwner(observer, id);
+    await until(async () => server.stderr().includes('lost its database lease'));
+    await recoverAbandonedWork(observer.rt.context()); // what any other process does on finding the order
+    await db.execute('drop trigger order_up_test_slow on payments');
+    await db.execute('drop function order_up_test_slow()');
+
+    const answer = await cancelling;
+    expect(answer.status).toBe(502);
+    expect(answer.body.code).toBe('charge_failed');
+    expect(fake.calls.length).toBe(before); // no refund sent
+    expect(await storedPayments(observer, id)).toMatchObject([
+      { kind: 'charge', state: 'succeeded' },
+      { kind: 'refund', state: 'failed' },
+    ]);
+    expect(await storedOrder(observer, id)).toMatchObject({ status: 'charged', operation: null });
+
+    const again = await observer.call('POST', `/orders/${id}/cancel`, { staff: true, body: { reason: 'second try' } });
+    expect(again.status).toBe(200);
+    expect(again.body.refundedCents).toBe(3300);
+    expect(fake.calls.slice(before)).toEqual([{ cardToken: 'tok_refund', amountCents: -3300 }]);
+  } finally {
+    await db.execute('drop trigger if exists order_up_test_slow on payments');
+    await db.execute('drop function if exists order_up_test_slow()');
     server.child.kill('SIGTERM');
     await server.exited;
     await observer.stop();

@@ -197,15 +197,18 @@ export async function abandonOrderRow(em: EntityManager, args: { id: string; tok
 }
 
 /**
- * Everything a process that is gone left behind, in one statement: its `started` payments become
- * `in_doubt` and its claims on orders are released. Returns how many payments became in doubt.
+ * Everything a process that is gone left behind: its claims on orders are released, then its
+ * `started` payments become `in_doubt`. Two statements, in this order, on purpose: a refund is
+ * journaled only while its order is held (and locked) by its claim, so once the first statement has
+ * released the claims no new payment of `owner` can appear, and the second - with a snapshot of its
+ * own - sees every one that did. Returns how many payments became in doubt.
  */
 export async function recoverOwnerRows(em: EntityManager, owner: number, outcome: string): Promise<number> {
+  await run(em, `update orders set operation = null, operation_owner = null, operation_token = null where operation_owner = ?`, [owner]);
   const rows = await run<{ id: string }>(
     em,
-    `with released as (update orders set operation = null, operation_owner = null, operation_token = null where operation_owner = ? returning id)
-     update payments set state = 'in_doubt', outcome = ?, updated_at = now() where owner = ? and state = 'started' returning id`,
-    [owner, outcome, owner],
+    `update payments set state = 'in_doubt', outcome = ?, updated_at = now() where owner = ? and state = 'started' returning id`,
+    [outcome, owner],
   );
   return rows.length;
 }

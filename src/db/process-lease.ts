@@ -6,6 +6,8 @@ import type { Logger } from 'pino';
 export const LOCK_NS_PROCESS = 7100;
 export const LOCK_NS_CHARGE = 7101;
 
+const PING_MS = 5000;
+
 /**
  * One lease: a fresh key and a session advisory lock on it, held on a connection of its own.
  * Work a process owns (an order's operation, a `started` payment) carries the key it had then;
@@ -16,15 +18,21 @@ export class ProcessLease {
   private constructor(
     readonly key: number,
     private readonly client: pg.Client,
-    private readonly state: { released: boolean },
+    private readonly state: { released: boolean; ping: NodeJS.Timeout | undefined },
   ) {}
 
   static async acquire(databaseUrl: string, onLost: (why: string) => void): Promise<ProcessLease> {
-    const client = new pg.Client({ connectionString: databaseUrl, application_name: 'order-up lease', keepAlive: true });
-    const lease = { released: false };
+    const client = new pg.Client({
+      connectionString: databaseUrl,
+      application_name: 'order-up lease',
+      keepAlive: true,
+      connectionTimeoutMillis: PING_MS,
+    });
+    const lease = { released: false, ping: undefined as NodeJS.Timeout | undefined };
     const lost = (why: string) => {
       if (lease.released) return;
       lease.released = true;
+      clearInterval(lease.ping);
       client.end().catch(() => undefined);
       onLost(why);
     };
@@ -35,6 +43,15 @@ export class ProcessLease {
       const { rows } = await client.query<{ key: number }>(`select nextval('order_up_process_key')::int as key`);
       const key = rows[0].key;
       await client.query('select pg_advisory_lock($1, $2)', [LOCK_NS_PROCESS, key]);
+      // A connection can also die silently (a dropped route, a frozen server): one that does not
+      // answer within PING_MS counts as lost, so new work stops within seconds, not hours.
+      lease.ping = setInterval(() => {
+        let timer: NodeJS.Timeout | undefined;
+        const silent = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('no answer')), PING_MS)));
+        Promise.race([client.query('select 1'), silent])
+          .catch((err: Error) => lost(`the lease connection did not answer (${err.message})`))
+          .finally(() => clearTimeout(timer));
+      }, PING_MS).unref();
       return new ProcessLease(key, client, lease);
     } catch (err) {
       // E.g. the schema is not there yet, or the database is down: no lease was taken, so nothing to guard.
@@ -46,6 +63,7 @@ export class ProcessLease {
 
   async release(): Promise<void> {
     this.state.released = true;
+    clearInterval(this.state.ping);
     await this.client.end().catch(() => undefined);
   }
 }

@@ -7,6 +7,9 @@ import { AppError } from './errors.js';
 import { enter, plan, statusesThatProceed, type Operation, type OrderStatus } from './order-state.js';
 import { findOrder } from './orders.js';
 
+/** What recovery writes on a `started` payment of a process that is gone. */
+export const RECOVERED_OUTCOME = 'order-up stopped during the call';
+
 /** An order this process holds for one operation, until `finishClaim` or `holding`'s clean-up lets go. */
 export interface HeldOrder {
   order: OrderRecord;
@@ -159,7 +162,7 @@ async function refuseUnlessAbandoned(ctx: DomainContext, order: Order): Promise<
  * from several processes at once: it only touches rows still owned by `owner`.
  */
 async function recoverOwner(ctx: DomainContext, owner: number): Promise<number> {
-  const doubted = await recoverOwnerRows(ctx.em, owner, 'order-up stopped during the call');
+  const doubted = await recoverOwnerRows(ctx.em, owner, RECOVERED_OUTCOME);
   if (doubted > 0) ctx.log.warn({ owner, payments: doubted }, 'payments left started by a stopped process are now in doubt');
   return doubted;
 }

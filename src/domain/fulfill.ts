@@ -18,9 +18,16 @@ export async function fulfillOrder(ctx: DomainContext, id: string): Promise<{ or
   const { order } = claim;
   return holding(ctx, claim, async () => {
     const items = order.lineItems;
-    const results = await mapWithLimit(items, PARALLEL_ITEMS, (item) =>
-      ctx.services.fulfillment.fulfill({ description: item.description, quantity: item.quantity, orderID: order.id }),
-    );
+    let leaseLost = false;
+    const results = await mapWithLimit(items, PARALLEL_ITEMS, async (item) => {
+      // Without the lease the order was claimed under, another process may have recovered the
+      // order (and, say, cancelled it): no further item is sent.
+      if (!ctx.services.lease.holds(claim.owner)) {
+        leaseLost = true;
+        return { ok: false as const, reason: 'failed' as const, detail: 'not sent' };
+      }
+      return ctx.services.fulfillment.fulfill({ description: item.description, quantity: item.quantity, orderID: order.id });
+    });
     // Logged after the fact, in line-item order, so a parallel run still reads top to bottom.
     results.forEach((result, i) => {
       const line = { orderId: id, item: i + 1, of: items.length, description: items[i].description };
@@ -35,6 +42,9 @@ export async function fulfillOrder(ctx: DomainContext, id: string): Promise<{ or
       const list = failed.map(({ item, result }) => `"${item.description}" (${result.ok ? '' : result.detail})`).join(', ');
       const timedOut = failed.some(({ result }) => !result.ok && result.reason === 'timeout');
       const detail = `${failed.length} of ${items.length} line items could not be fulfilled: ${list}. The order is still charged; try again.`;
+      if (leaseLost) {
+        throw new AppError('not_ready', `order-up lost its connection to the database while fulfilling; ${detail}`, { retryAfterSeconds: 1 });
+      }
       throw new AppError(timedOut ? 'upstream_timeout' : 'fulfillment_failed', detail);
     }
     await finishClaim(ctx, claim, 'fulfilled');

@@ -2,7 +2,7 @@ import type { Payment } from '../db/entities.js';
 import type { ChargeOutcome } from '../upstream/charge-service.js';
 import type { DomainContext } from './context.js';
 import { AppError } from './errors.js';
-import { tryFinishClaim, type HeldOrder } from './exclusive.js';
+import { RECOVERED_OUTCOME, tryFinishClaim, type HeldOrder } from './exclusive.js';
 import { findOrder } from './orders.js';
 import type { OrderStatus } from './order-state.js';
 
@@ -23,15 +23,25 @@ export async function journalRefund(
   cancelReason: string | null,
 ): Promise<{ cardToken: string; amountCents: number }> {
   const { order } = claim;
+  // Only while this very claim still holds the order (its row locked meanwhile): should another
+  // process have recovered the order, no refund is journaled, so none is sent.
   const rows = await ctx.em.getConnection().execute<{ card_token: string; amount_cents: string }[]>(
-    `insert into payments (id, order_id, kind, amount_cents, card_token, state, owner, created_at, updated_at, cancel_reason)
+    `with held as (select id from orders where id = ? and operation_token = ?::uuid for update)
+     insert into payments (id, order_id, kind, amount_cents, card_token, state, owner, created_at, updated_at, cancel_reason)
      select ?::uuid, p.order_id, 'refund', -p.amount_cents, p.card_token, 'started', ?, now(), now(), ?
-     from payments p where p.order_id = ? and p.kind = 'charge' and p.state = 'succeeded'
+     from payments p join held on held.id = p.order_id where p.kind = 'charge' and p.state = 'succeeded'
      order by p.created_at desc limit 1
      returning card_token, amount_cents`,
-    [paymentId, claim.owner, cancelReason, order.id],
+    [order.id, claim.token, paymentId, claim.owner, cancelReason],
   );
-  if (rows.length === 0) throw new Error(`order ${order.id} is charged but has no successful charge on record`);
+  if (rows.length === 0) {
+    if (!ctx.services.lease.holds(claim.owner)) {
+      throw new AppError('not_ready', 'order-up lost its connection to the database during the cancel; no refund was sent. Try again in a moment.', {
+        retryAfterSeconds: 1,
+      });
+    }
+    throw new Error(`order ${order.id} is no longer held by this cancel, or has no successful charge on record`);
+  }
   return { cardToken: rows[0].card_token, amountCents: Number(rows[0].amount_cents) };
 }
 
@@ -79,6 +89,12 @@ export async function settle(
         if (outcome.kind === 'succeeded') Object.assign(claim.order, await getOrderRecordState(ctx, claim.order.id));
         break;
       }
+      // Another process recovered the order meanwhile and, not knowing, marked the payment in doubt.
+      // When nothing moved (refused, or never sent) we do know: record that instead.
+      if ((outcome.kind === 'failed' || outcome.kind === 'declined') && (await correctRecovered(ctx, payment))) {
+        claim.held = false;
+        break;
+      }
       throw new Error(`the outcome of payment ${paymentId} could not be recorded: the order is no longer held by this process`);
     } catch (err) {
       if (attempt >= 3) {
@@ -94,6 +110,18 @@ export async function settle(
   ctx.log[level]({ orderId: claim.order.id, paymentId, kind, outcome: payment.outcome }, `${kind} ${payment.state}`);
 }
 
+async function correctRecovered(ctx: DomainContext, payment: { id: string; state: Payment['state']; outcome: string }): Promise<boolean> {
+  const rows = await ctx.em
+    .getConnection()
+    .execute<{ id: string }[]>(`update payments set state = ?, outcome = ?, updated_at = now() where id = ? and state = 'in_doubt' and outcome = ? returning id`, [
+      payment.state,
+      payment.outcome,
+      payment.id,
+      RECOVERED_OUTCOME,
+    ]);
+  return rows.length === 1;
+}
+
 async function alreadyRecorded(ctx: DomainContext, payment: { id: string; state: Payment['state']; outcome: string }): Promise<boolean> {
   const rows = await ctx.em.getConnection().execute<{ state: string; outcome: string | null }[]>('select state, outcome from payments where id = ?', [payment.id]);
   return rows[0]?.state === payment.state && rows[0]?.outcome === payment.outcome;
@@ -107,18 +135,37 @@ async function getOrderRecordState(ctx: DomainContext, id: string) {
 
 /**
  * What the charge service said, after all, to a call already recorded as in doubt by its timeout.
- * It is added to the payment's outcome (shown by `order-up payments in-doubt`) and logged, for the
- * staff who resolve it; nothing is decided on its strength - the payment stays in doubt until staff
- * confirm it with the charge service's own records.
+ * Once the in-doubt outcome is recorded (`recorded`), it is added to the payment's outcome (shown by
+ * `order-up payments in-doubt`) and logged, for the staff who resolve it. Nothing is decided on its
+ * strength - the payment stays in doubt until staff confirm it with the charge service's records;
+ * should staff already have resolved it the other way, that is logged as an error.
  */
-export function lateAnswerLogger(ctx: DomainContext, paymentId: string, kind: Payment['kind']): (outcome: ChargeOutcome) => void {
-  return (outcome) => {
+export function lateAnswerNote(
+  ctx: DomainContext,
+  paymentId: string,
+  kind: Payment['kind'],
+  recorded: Promise<unknown>,
+): (outcome: ChargeOutcome) => Promise<void> {
+  return async (outcome) => {
+    await recorded.catch(() => undefined);
     const late = describe(outcome);
     ctx.log.warn({ paymentId, kind, lateOutcome: late }, `the charge service answered the timed-out ${kind} late; it stays in doubt until staff resolve it`);
-    ctx.em
-      .getConnection()
-      .execute(`update payments set outcome = outcome || ?, updated_at = now() where id = ? and state = 'in_doubt'`, [`; later: ${late}`, paymentId])
-      .catch((err: unknown) => ctx.log.error({ err, paymentId }, 'could not note the late answer on the payment'));
+    try {
+      const db = ctx.em.getConnection();
+      const noted = await db.execute<{ id: string }[]>(
+        `update payments set outcome = outcome || ?, updated_at = now() where id = ? and state = 'in_doubt' returning id`,
+        [`; later: ${late}`, paymentId],
+      );
+      if (noted.length > 0) return;
+      const [row] = await db.execute<{ state: string }[]>('select state from payments where id = ?', [paymentId]);
+      const tookMoney = outcome.kind === 'succeeded';
+      const contradicts = (row?.state === 'failed' && tookMoney) || (row?.state === 'succeeded' && (outcome.kind === 'failed' || outcome.kind === 'declined'));
+      if (contradicts) {
+        ctx.log.error({ paymentId, kind, state: row.state, lateOutcome: late }, `the ${kind} was resolved as ${row.state}, but the charge service answered late: ${late}; check it with the charge service`);
+      }
+    } catch (err) {
+      ctx.log.error({ err, paymentId }, 'could not note the late answer on the payment');
+    }
   };
 }
 

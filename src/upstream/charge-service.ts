@@ -23,8 +23,8 @@ export interface ChargeRequest {
 export interface SendOptions {
   /** Asked when the place's turn comes: false (e.g. the process lost the lease its work was recorded under) sends nothing. */
   mayCall?: () => boolean;
-  /** The service's answer to a call that had already been answered as timed out (for the staff's in-doubt record). */
-  onLateAnswer?: (outcome: ChargeOutcome) => void;
+  /** The service's answer to a call that had already been answered as timed out (for the staff's in-doubt record); awaited. */
+  onLateAnswer?: (outcome: ChargeOutcome) => Promise<void>;
 }
 
 export interface QueueSlot {
@@ -47,6 +47,9 @@ export class ChargeService {
   private readonly queue = new PQueue({ concurrency: 1 });
   private readonly http: AxiosInstance | undefined;
   private recentMs = 50;
+  private stopping = false;
+  /** A timed-out call still waited for (see turn() in reserve). */
+  private lingering: AbortController | undefined;
 
   constructor(
     baseUrl: string | undefined,
@@ -128,10 +131,13 @@ export class ChargeService {
         // this process's one call in flight (queue and lock held) until it answers - or, should it
         // never, until twice as long again, when the request is given up.
         answer({ kind: 'in_doubt', reason: 'timeout' });
-        const giveUp = setTimeout(() => abort.abort(), 2 * this.timeoutMs);
+        // (Not while shutting down: the caller has had its answer, and the drain should not wait.)
+        const giveUp = setTimeout(() => abort.abort(), this.stopping ? 0 : 2 * this.timeoutMs);
+        this.lingering = abort;
         const late = await call;
+        this.lingering = undefined;
         clearTimeout(giveUp);
-        r.options.onLateAnswer?.(late);
+        await r.options.onLateAnswer?.(late).catch(() => undefined);
       }
       await this.lock.keepOrRelease(this.waiting > 0);
     });
@@ -155,6 +161,8 @@ export class ChargeService {
 
   /** Resolves when nothing is queued or in flight (graceful shutdown). */
   async drain(): Promise<void> {
+    this.stopping = true;
+    this.lingering?.abort();
     await this.queue.onIdle();
     await this.lock.release();
   }

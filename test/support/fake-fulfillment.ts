@@ -36,6 +36,11 @@ export class FakeFulfillmentService {
     return this;
   }
 
+  /** Answers every hung request 200. */
+  releaseHung(): void {
+    for (const res of this.hung.splice(0)) res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  }
+
   async stop(): Promise<void> {
     for (const res of this.hung.splice(0)) res.destroy();
     this.server.closeAllConnections();
