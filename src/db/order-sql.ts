@@ -184,15 +184,18 @@ export async function finishOrderRow(
  * a `started` payment of that claim's owner becomes `in_doubt` (whatever happened upstream is not
  * guessed) - in one statement, and only if the order is still held by that very claim.
  */
-export async function abandonOrderRow(em: EntityManager, args: { id: string; token: string; owner: number; outcome: string }): Promise<void> {
+export async function abandonOrderRow(
+  em: EntityManager,
+  args: { id: string; token: string; owner: number; outcome: string; state?: 'in_doubt' | 'failed' },
+): Promise<void> {
   await run(
     em,
     `with released as (
        update orders set operation = null, operation_owner = null, operation_token = null
        where id = ? and operation_token = ?::uuid returning id)
-     update payments set state = 'in_doubt', outcome = ?, updated_at = now()
+     update payments set state = ?, outcome = ?, updated_at = now()
      where order_id = ? and owner = ? and state = 'started' and exists (select 1 from released)`,
-    [args.id, args.token, args.outcome, args.id, args.owner],
+    [args.id, args.token, args.state ?? 'in_doubt', args.outcome, args.id, args.owner],
   );
 }
 
@@ -204,11 +207,23 @@ export async function abandonOrderRow(em: EntityManager, args: { id: string; tok
  * own - sees every one that did. Returns how many payments became in doubt.
  */
 export async function recoverOwnerRows(em: EntityManager, owner: number, outcome: string): Promise<number> {
-  await run(em, `update orders set operation = null, operation_owner = null, operation_token = null where operation_owner = ?`, [owner]);
-  const rows = await run<{ id: string }>(
-    em,
-    `update payments set state = 'in_doubt', outcome = ?, updated_at = now() where owner = ? and state = 'started' returning id`,
-    [outcome, owner],
-  );
-  return rows.length;
+  // One transaction, so an order is never released while its payment stays `started`; under READ
+  // COMMITTED its second statement still takes a snapshot of its own.
+  const pool = em.getConnection().getKnex().client as unknown as KnexPool;
+  const connection = await pool.acquireConnection();
+  try {
+    await connection.query('begin');
+    await connection.query('update orders set operation = null, operation_owner = null, operation_token = null where operation_owner = $1', [owner]);
+    const { rows } = await connection.query(`update payments set state = 'in_doubt', outcome = $1, updated_at = now() where owner = $2 and state = 'started' returning id`, [
+      outcome,
+      owner,
+    ]);
+    await connection.query('commit');
+    return rows.length;
+  } catch (err) {
+    await connection.query('rollback').catch(() => undefined);
+    throw err;
+  } finally {
+    await pool.releaseConnection(connection);
+  }
 }

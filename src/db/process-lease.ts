@@ -6,13 +6,22 @@ import type { Logger } from 'pino';
 export const LOCK_NS_PROCESS = 7100;
 export const LOCK_NS_CHARGE = 7101;
 
-const PING_MS = 5000;
+const PING_MS = Number(process.env.ORDER_UP_LEASE_PING_MS ?? 5000);
+/** How long a lease connection may stay silent before it is given up (and the lock with it). */
+const SILENT_LIMIT_MS = Number(process.env.ORDER_UP_LEASE_SILENT_LIMIT_MS ?? 60_000);
+
+export interface LeaseEvents {
+  /** The connection, and with it the lock, is gone. Called once. */
+  lost(why: string): void;
+  /** The connection has not answered a ping for PING_MS (true), or answers again (false). */
+  silent(silent: boolean): void;
+}
 
 /**
  * One lease: a fresh key and a session advisory lock on it, held on a connection of its own.
  * Work a process owns (an order's operation, a `started` payment) carries the key it had then;
  * another process may treat the work as abandoned only when it can take that lock itself - i.e.
- * when the owner's session is gone. `onLost` is called once if the connection (and so the lock) goes.
+ * when the owner's session is gone.
  */
 export class ProcessLease {
   private constructor(
@@ -21,7 +30,7 @@ export class ProcessLease {
     private readonly state: { released: boolean; ping: NodeJS.Timeout | undefined },
   ) {}
 
-  static async acquire(databaseUrl: string, onLost: (why: string) => void): Promise<ProcessLease> {
+  static async acquire(databaseUrl: string, events: LeaseEvents): Promise<ProcessLease> {
     const client = new pg.Client({
       connectionString: databaseUrl,
       application_name: 'order-up lease',
@@ -34,7 +43,7 @@ export class ProcessLease {
       lease.released = true;
       clearInterval(lease.ping);
       client.end().catch(() => undefined);
-      onLost(why);
+      events.lost(why);
     };
     client.on('error', (err) => lost(err.message));
     client.on('end', () => lost('connection ended'));
@@ -43,19 +52,14 @@ export class ProcessLease {
       const { rows } = await client.query<{ key: number }>(`select nextval('order_up_process_key')::int as key`);
       const key = rows[0].key;
       await client.query('select pg_advisory_lock($1, $2)', [LOCK_NS_PROCESS, key]);
-      // A connection can also die silently (a dropped route, a frozen server): one that does not
-      // answer within PING_MS counts as lost, so new work stops within seconds, not hours.
-      lease.ping = setInterval(() => {
-        let timer: NodeJS.Timeout | undefined;
-        const silent = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('no answer')), PING_MS)));
-        Promise.race([client.query('select 1'), silent])
-          .catch((err: Error) => lost(`the lease connection did not answer (${err.message})`))
-          .finally(() => clearTimeout(timer));
-      }, PING_MS).unref();
+      // The connection may have died in the same breath as the lock was granted.
+      if (lease.released) throw new Error('the lease connection ended while the lease was taken');
+      lease.ping = setInterval(ping(client, events, lost), PING_MS).unref();
       return new ProcessLease(key, client, lease);
     } catch (err) {
       // E.g. the schema is not there yet, or the database is down: no lease was taken, so nothing to guard.
       lease.released = true;
+      clearInterval(lease.ping);
       await client.end().catch(() => undefined);
       throw err;
     }
@@ -66,6 +70,41 @@ export class ProcessLease {
     clearInterval(this.state.ping);
     await this.client.end().catch(() => undefined);
   }
+}
+
+/**
+ * A connection can also fall silent (a frozen server, a dropped route) without an error. A slow
+ * answer is not a lost lock, and ending the session would release the lock for real while our
+ * work is under way - so a connection that does not answer a ping within PING_MS only makes the
+ * process stop taking new work (`silent`) until it answers again. One silent for SILENT_LIMIT_MS
+ * is given up (by then every call under way has ended: see the charge queue's own limit).
+ */
+function ping(client: pg.Client, events: LeaseEvents, lost: (why: string) => void): () => void {
+  let pending = false;
+  let silentSince = 0;
+  return () => {
+    if (pending) {
+      if (silentSince > 0 && Date.now() - silentSince >= SILENT_LIMIT_MS) lost(`the lease connection was silent for ${SILENT_LIMIT_MS} ms`);
+      return;
+    }
+    pending = true;
+    const slow = setTimeout(() => {
+      silentSince = Date.now();
+      events.silent(true);
+    }, PING_MS);
+    client.query('select 1').then(
+      () => {
+        clearTimeout(slow);
+        pending = false;
+        if (silentSince > 0) events.silent(false);
+        silentSince = 0;
+      },
+      (err: Error) => {
+        clearTimeout(slow);
+        lost(err.message);
+      },
+    );
+  };
 }
 
 /**
@@ -82,6 +121,7 @@ export class Lease {
   /** Keys this process held before: work of this process under them is its own, not abandoned. */
   private readonly previous = new Set<number>();
   private closed = false;
+  private silent = false;
 
   private constructor(
     private readonly databaseUrl: string,
@@ -94,10 +134,16 @@ export class Lease {
 
   static async acquire(databaseUrl: string, log: Logger): Promise<Lease> {
     let lease: Lease | undefined;
-    let lostEarly: string | undefined;
-    const first = await ProcessLease.acquire(databaseUrl, (why) => (lease ? lease.lost(why) : (lostEarly = why)));
+    // Events of a lease that has been replaced meanwhile are not about the current one.
+    const first: ProcessLease = await ProcessLease.acquire(databaseUrl, {
+      lost: (why) => {
+        if (lease?.current === first) lease.lost(why);
+      },
+      silent: (silent) => {
+        if (lease?.current === first) lease.setSilent(silent);
+      },
+    });
     lease = new Lease(databaseUrl, log, first);
-    if (lostEarly !== undefined) lease.lost(lostEarly);
     return lease;
   }
 
@@ -107,12 +153,12 @@ export class Lease {
   }
 
   get held(): boolean {
-    return this.current !== undefined;
+    return this.current !== undefined && !this.silent;
   }
 
-  /** True while `key` is the lease this process holds right now. */
+  /** True while `key` is the lease this process holds right now (and its connection answers). */
   holds(key: number): boolean {
-    return this.current?.key === key;
+    return this.current?.key === key && !this.silent;
   }
 
   isOwn(owner: number): boolean {
@@ -126,10 +172,18 @@ export class Lease {
     await current?.release();
   }
 
+  private setSilent(silent: boolean): void {
+    if (this.silent === silent || this.closed) return;
+    this.silent = silent;
+    if (silent) this.log.error({ key: this.lastKey }, 'the database lease connection does not answer: order-up takes no new work until it does');
+    else this.log.warn({ key: this.lastKey }, 'the database lease connection answers again: taking work again');
+  }
+
   private lost(why: string): void {
     if (this.closed || !this.current) return;
     this.previous.add(this.current.key);
     this.current = undefined;
+    this.silent = false;
     this.log.error({ why, key: this.lastKey }, 'order-up lost its database lease: it takes no new work until it has a new one');
     void this.renew();
   }
@@ -139,7 +193,16 @@ export class Lease {
       await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
       if (this.closed) return;
       try {
-        const lease = await ProcessLease.acquire(this.databaseUrl, (why) => this.lost(why));
+        let fresh: ProcessLease | undefined;
+        const lease = await ProcessLease.acquire(this.databaseUrl, {
+          lost: (why) => {
+            if (fresh && this.current === fresh) this.lost(why);
+          },
+          silent: (silent) => {
+            if (fresh && this.current === fresh) this.setSilent(silent);
+          },
+        });
+        fresh = lease;
         if (this.closed) {
           await lease.release();
           return;

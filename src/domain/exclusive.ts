@@ -20,6 +20,8 @@ export interface HeldOrder {
   held: boolean;
   /** The payment journaled for this operation, if any: on an unexpected failure it becomes in doubt. */
   paymentId?: string;
+  /** Set once the call is known to have moved no money (refused, or never sent): then a failure to record it records `failed`, not in doubt. */
+  nothingMoved?: boolean;
 }
 
 export type Claim =
@@ -78,6 +80,7 @@ export async function holding<T>(ctx: DomainContext, claim: HeldOrder, work: () 
         id: claim.order.id,
         token: claim.token,
         owner: claim.owner,
+        state: claim.nothingMoved ? 'failed' : 'in_doubt',
         outcome: `order-up could not record the outcome (${err instanceof AppError ? err.code : 'internal error'})`,
       }).catch((e: unknown) => ctx.log.error({ err: e, orderId: claim.order.id }, 'could not release an order; it is recovered on its next use'));
       claim.held = false;

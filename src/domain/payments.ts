@@ -81,6 +81,7 @@ export async function settle(
 ): Promise<void> {
   const paymentId = claim.paymentId!;
   const payment = { id: paymentId, state: STATE_OF[outcome.kind], outcome: describe(outcome) };
+  claim.nothingMoved = outcome.kind === 'failed' || outcome.kind === 'declined';
   for (let attempt = 1; ; attempt += 1) {
     try {
       if (await tryFinishClaim(ctx, claim, outcome.kind === 'succeeded' ? onSuccess : null, payment, extra)) break;

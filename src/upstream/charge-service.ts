@@ -47,9 +47,8 @@ export class ChargeService {
   private readonly queue = new PQueue({ concurrency: 1 });
   private readonly http: AxiosInstance | undefined;
   private recentMs = 50;
-  private stopping = false;
-  /** A timed-out call still waited for (see turn() in reserve). */
-  private lingering: AbortController | undefined;
+  /** Late answers being noted on their payments (a drain waits for them). */
+  private readonly notes = new Set<Promise<void>>();
 
   constructor(
     baseUrl: string | undefined,
@@ -131,13 +130,16 @@ export class ChargeService {
         // this process's one call in flight (queue and lock held) until it answers - or, should it
         // never, until twice as long again, when the request is given up.
         answer({ kind: 'in_doubt', reason: 'timeout' });
-        // (Not while shutting down: the caller has had its answer, and the drain should not wait.)
-        const giveUp = setTimeout(() => abort.abort(), this.stopping ? 0 : 2 * this.timeoutMs);
-        this.lingering = abort;
+        // (A drain waits for this too: letting go of the lock earlier would let another process call.)
+        const giveUp = setTimeout(() => abort.abort(), 2 * this.timeoutMs);
         const late = await call;
-        this.lingering = undefined;
         clearTimeout(giveUp);
-        await r.options.onLateAnswer?.(late).catch(() => undefined);
+        // Noted outside the queue's turn: the lock is not held while the database is written.
+        const note = r.options.onLateAnswer?.(late).catch(() => undefined);
+        if (note) {
+          this.notes.add(note);
+          void note.finally(() => this.notes.delete(note));
+        }
       }
       await this.lock.keepOrRelease(this.waiting > 0);
     });
@@ -161,9 +163,8 @@ export class ChargeService {
 
   /** Resolves when nothing is queued or in flight (graceful shutdown). */
   async drain(): Promise<void> {
-    this.stopping = true;
-    this.lingering?.abort();
     await this.queue.onIdle();
+    await Promise.all(this.notes);
     await this.lock.release();
   }
 
