@@ -13,6 +13,8 @@ export interface Config {
   staffTokenGenerated: boolean;
   upstreamTimeoutMs: number;
   chargeQueueMax: number;
+  leasePingMs: number;
+  leaseSilentLimitMs: number;
   corsOrigins: string[];
 }
 
@@ -46,6 +48,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     staffTokenGenerated,
     upstreamTimeoutMs: int(env, 'UPSTREAM_TIMEOUT_MS', 10000, 1, 600000),
     chargeQueueMax: int(env, 'ORDER_UP_CHARGE_QUEUE_MAX', 1000, 0, 1000000),
+    leasePingMs: int(env, 'ORDER_UP_LEASE_PING_MS', 5000, 50, 600000),
+    leaseSilentLimitMs: int(env, 'ORDER_UP_LEASE_SILENT_LIMIT_MS', 60000, 1000, 3600000),
     corsOrigins: list(env.CORS_ORIGINS),
   };
 }

@@ -45,7 +45,7 @@ export async function openRuntime(config: Config, log: Logger, opts: { migrate: 
       const applied = await migrate(orm, url);
       if (applied.length > 0) log.info({ applied }, 'applied database migrations');
     }
-    lease = await Lease.acquire(url, log);
+    lease = await Lease.acquire(url, log, { pingMs: config.leasePingMs, silentLimitMs: config.leaseSilentLimitMs });
   } catch (err) {
     await orm?.close(true);
     await stopDatabase();

@@ -270,3 +270,37 @@ test('when another process recovers an order while its refund is being journaled
     await observer.stop();
   }
 });
+
+test('when the lease connection only answers slowly, then the process stops taking new work but keeps its lease (nobody may recover its work), and resumes when it answers again', async () => {
+  const databaseUrl = await freshDatabaseUrl('lease_slow');
+  const proxy = await DbProxy.start(databaseUrl);
+  const server = await startChildServer({ ...childEnv(proxy.urlFor(databaseUrl)), ORDER_UP_LEASE_PING_MS: '200' });
+  const observer = await startTestApp({ databaseUrl, chargeUrl: fake.url });
+  const leases = async () => {
+    const [row] = await observer.rt.orm.em
+      .getConnection()
+      .execute<{ n: string }[]>(
+        `select count(*) as n from pg_locks l join pg_stat_activity a on a.pid = l.pid where l.locktype = 'advisory' and l.classid = 7100 and l.granted and a.application_name = 'order-up lease'`,
+      );
+    return Number(row.n);
+  };
+  try {
+    expect(await leases()).toBe(2); // the child's and the observer's
+    proxy.slow(1000);
+    await until(async () => (await call(server.url, 'GET', '/readyz')).status === 503);
+    expect(await leases()).toBe(2); // still held: its work cannot be taken for abandoned
+    proxy.slow(0);
+    await until(async () => (await call(server.url, 'GET', '/readyz')).status === 200);
+    expect(await leases()).toBe(2);
+    expect(server.stderr()).toContain('does not answer');
+    expect(server.stderr()).not.toContain('lost its database lease');
+    const id = (await call(server.url, 'POST', '/orders', { body: newOrder() })).body.order.id as string;
+    expect((await call(server.url, 'POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_slow_db' } })).status).toBe(200);
+  } finally {
+    proxy.slow(0);
+    server.child.kill('SIGTERM');
+    await server.exited;
+    await observer.stop();
+    await proxy.stop();
+  }
+});

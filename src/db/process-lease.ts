@@ -6,14 +6,16 @@ import type { Logger } from 'pino';
 export const LOCK_NS_PROCESS = 7100;
 export const LOCK_NS_CHARGE = 7101;
 
-const PING_MS = Number(process.env.ORDER_UP_LEASE_PING_MS ?? 5000);
-/** How long a lease connection may stay silent before it is given up (and the lock with it). */
-const SILENT_LIMIT_MS = Number(process.env.ORDER_UP_LEASE_SILENT_LIMIT_MS ?? 60_000);
+/** How often the lease connection is pinged, and how long it may stay silent before it is given up. */
+export interface PingTimes {
+  pingMs: number;
+  silentLimitMs: number;
+}
 
 export interface LeaseEvents {
   /** The connection, and with it the lock, is gone. Called once. */
   lost(why: string): void;
-  /** The connection has not answered a ping for PING_MS (true), or answers again (false). */
+  /** The connection has not answered a ping in time (true), or answers again (false). */
   silent(silent: boolean): void;
 }
 
@@ -30,12 +32,12 @@ export class ProcessLease {
     private readonly state: { released: boolean; ping: NodeJS.Timeout | undefined },
   ) {}
 
-  static async acquire(databaseUrl: string, events: LeaseEvents): Promise<ProcessLease> {
+  static async acquire(databaseUrl: string, times: PingTimes, events: LeaseEvents): Promise<ProcessLease> {
     const client = new pg.Client({
       connectionString: databaseUrl,
       application_name: 'order-up lease',
       keepAlive: true,
-      connectionTimeoutMillis: PING_MS,
+      connectionTimeoutMillis: Math.max(times.pingMs, 5000),
     });
     const lease = { released: false, ping: undefined as NodeJS.Timeout | undefined };
     const lost = (why: string) => {
@@ -54,7 +56,7 @@ export class ProcessLease {
       await client.query('select pg_advisory_lock($1, $2)', [LOCK_NS_PROCESS, key]);
       // The connection may have died in the same breath as the lock was granted.
       if (lease.released) throw new Error('the lease connection ended while the lease was taken');
-      lease.ping = setInterval(ping(client, events, lost), PING_MS).unref();
+      lease.ping = setInterval(ping(client, times, events, lost), times.pingMs).unref();
       return new ProcessLease(key, client, lease);
     } catch (err) {
       // E.g. the schema is not there yet, or the database is down: no lease was taken, so nothing to guard.
@@ -75,23 +77,23 @@ export class ProcessLease {
 /**
  * A connection can also fall silent (a frozen server, a dropped route) without an error. A slow
  * answer is not a lost lock, and ending the session would release the lock for real while our
- * work is under way - so a connection that does not answer a ping within PING_MS only makes the
- * process stop taking new work (`silent`) until it answers again. One silent for SILENT_LIMIT_MS
- * is given up (by then every call under way has ended: see the charge queue's own limit).
+ * work is under way - so a connection that does not answer a ping within `pingMs` only makes the
+ * process stop taking new work (`silent`) until it answers again. One silent for `silentLimitMs`
+ * is given up.
  */
-function ping(client: pg.Client, events: LeaseEvents, lost: (why: string) => void): () => void {
+function ping(client: pg.Client, times: PingTimes, events: LeaseEvents, lost: (why: string) => void): () => void {
   let pending = false;
   let silentSince = 0;
   return () => {
     if (pending) {
-      if (silentSince > 0 && Date.now() - silentSince >= SILENT_LIMIT_MS) lost(`the lease connection was silent for ${SILENT_LIMIT_MS} ms`);
+      if (silentSince > 0 && Date.now() - silentSince >= times.silentLimitMs) lost(`the lease connection was silent for ${times.silentLimitMs} ms`);
       return;
     }
     pending = true;
     const slow = setTimeout(() => {
       silentSince = Date.now();
       events.silent(true);
-    }, PING_MS);
+    }, times.pingMs);
     client.query('select 1').then(
       () => {
         clearTimeout(slow);
@@ -126,16 +128,17 @@ export class Lease {
   private constructor(
     private readonly databaseUrl: string,
     private readonly log: Logger,
+    private readonly times: PingTimes,
     first: ProcessLease,
   ) {
     this.current = first;
     this.lastKey = first.key;
   }
 
-  static async acquire(databaseUrl: string, log: Logger): Promise<Lease> {
+  static async acquire(databaseUrl: string, log: Logger, times: PingTimes): Promise<Lease> {
     let lease: Lease | undefined;
     // Events of a lease that has been replaced meanwhile are not about the current one.
-    const first: ProcessLease = await ProcessLease.acquire(databaseUrl, {
+    const first: ProcessLease = await ProcessLease.acquire(databaseUrl, times, {
       lost: (why) => {
         if (lease?.current === first) lease.lost(why);
       },
@@ -143,7 +146,7 @@ export class Lease {
         if (lease?.current === first) lease.setSilent(silent);
       },
     });
-    lease = new Lease(databaseUrl, log, first);
+    lease = new Lease(databaseUrl, log, times, first);
     return lease;
   }
 
@@ -194,7 +197,7 @@ export class Lease {
       if (this.closed) return;
       try {
         let fresh: ProcessLease | undefined;
-        const lease = await ProcessLease.acquire(this.databaseUrl, {
+        const lease = await ProcessLease.acquire(this.databaseUrl, this.times, {
           lost: (why) => {
             if (fresh && this.current === fresh) this.lost(why);
           },

@@ -8,6 +8,7 @@ import net from 'node:net';
 export class DbProxy {
   private readonly open = new Set<net.Socket>();
   private down = false;
+  private delayMs = 0;
 
   private constructor(
     private readonly server: net.Server,
@@ -42,6 +43,11 @@ export class DbProxy {
     this.down = false;
   }
 
+  /** Holds back every answer of the database by `ms` (0: no more). */
+  slow(ms: number): void {
+    this.delayMs = ms;
+  }
+
   async stop(): Promise<void> {
     this.cut();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -63,7 +69,15 @@ export class DbProxy {
         this.open.delete(a);
         b.destroy();
       });
-      a.pipe(b);
     }
+    client.pipe(upstream);
+    // The database's answers can be held back (`slow`), in order.
+    let last = Promise.resolve();
+    upstream.on('data', (chunk: Buffer) => {
+      const delayMs = this.delayMs;
+      last = last.then(() => (delayMs > 0 ? new Promise((r) => setTimeout(r, delayMs)) : undefined)).then(() => {
+        if (!client.destroyed) client.write(chunk);
+      });
+    });
   }
 }
