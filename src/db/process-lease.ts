@@ -37,7 +37,7 @@ export class ProcessLease {
       connectionString: databaseUrl,
       application_name: 'order-up lease',
       keepAlive: true,
-      connectionTimeoutMillis: Math.max(times.pingMs, 5000),
+      connectionTimeoutMillis: 5000,
     });
     const lease = { released: false, ping: undefined as NodeJS.Timeout | undefined };
     const lost = (why: string) => {
@@ -70,7 +70,10 @@ export class ProcessLease {
   async release(): Promise<void> {
     this.state.released = true;
     clearInterval(this.state.ping);
-    await this.client.end().catch(() => undefined);
+    // A frozen server never finishes a graceful close: do not let it hold up the process's exit.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.client.end().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, 2000)))]);
+    clearTimeout(timer);
   }
 }
 
@@ -137,13 +140,16 @@ export class Lease {
 
   static async acquire(databaseUrl: string, log: Logger, times: PingTimes): Promise<Lease> {
     let lease: Lease | undefined;
-    // Events of a lease that has been replaced meanwhile are not about the current one.
-    const first: ProcessLease = await ProcessLease.acquire(databaseUrl, times, {
+    let first: ProcessLease | undefined;
+    // Events of a lease that has been replaced meanwhile are not about the current one (and events
+    // while it is still being taken surface as acquire's own failure).
+    const ours = () => lease !== undefined && first !== undefined && lease.current === first;
+    first = await ProcessLease.acquire(databaseUrl, times, {
       lost: (why) => {
-        if (lease?.current === first) lease.lost(why);
+        if (ours()) lease!.lost(why);
       },
       silent: (silent) => {
-        if (lease?.current === first) lease.setSilent(silent);
+        if (ours()) lease!.setSilent(silent);
       },
     });
     lease = new Lease(databaseUrl, log, times, first);
