@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { DomainContext } from './context.js';
 import { claimOrder, finishClaim, holding } from './exclusive.js';
 import { orderView, type OrderView } from './orders.js';
-import { journalRefund, lateAnswerNote, outcomeError, settle } from './payments.js';
+import { journalRefund, outcomeError, sendAndSettle } from './payments.js';
 
 /**
  * Cancels an order. A pending order is simply cancelled; a charged one is refunded in full first,
@@ -29,17 +29,7 @@ export async function cancelOrder(ctx: DomainContext, id: string, reason?: strin
       throw err;
     }
     claim.paymentId = paymentId;
-    let recorded!: () => void;
-    const outcomeRecorded = new Promise<void>((resolve) => (recorded = resolve));
-    const outcome = await slot.send(refund, {
-      mayCall: () => ctx.services.lease.holds(claim.owner),
-      onLateAnswer: lateAnswerNote(ctx, paymentId, 'refund', outcomeRecorded),
-    });
-    try {
-      await settle(ctx, claim, 'refund', outcome, 'cancelled', { cancelReason });
-    } finally {
-      recorded();
-    }
+    const outcome = await sendAndSettle(ctx, claim, slot, refund, 'refund', 'cancelled', { cancelReason });
     if (outcome.kind !== 'succeeded') throw outcomeError('refund', outcome);
     return { refundedCents: order.totalCents, order: orderView(order) };
   });

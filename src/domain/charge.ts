@@ -4,7 +4,7 @@ import type { DomainContext } from './context.js';
 import { AppError } from './errors.js';
 import { claimOrder, finishClaim, holding } from './exclusive.js';
 import { findOrder, orderView, type OrderView } from './orders.js';
-import { lateAnswerNote, outcomeError, settle } from './payments.js';
+import { outcomeError, sendAndSettle } from './payments.js';
 
 /**
  * Charges a pending order's total to the customer's card. The order is claimed and the charge
@@ -44,19 +44,7 @@ export async function chargeOrder(ctx: DomainContext, id: string, cardToken: str
       await finishClaim(ctx, held, 'charged');
       return { chargedCents: 0, order: orderView(order) };
     }
-    // Should this process lose the lease the charge was journaled under before its turn, another
-    // process may already have recovered it: then nothing is sent.
-    let recorded!: () => void;
-    const outcomeRecorded = new Promise<void>((resolve) => (recorded = resolve));
-    const outcome = await slot!.send(
-      { cardToken, amountCents: order.totalCents },
-      { mayCall: () => ctx.services.lease.holds(held.owner), onLateAnswer: lateAnswerNote(ctx, held.paymentId!, 'charge', outcomeRecorded) },
-    );
-    try {
-      await settle(ctx, held, 'charge', outcome, 'charged');
-    } finally {
-      recorded();
-    }
+    const outcome = await sendAndSettle(ctx, held, slot!, { cardToken, amountCents: order.totalCents }, 'charge', 'charged');
     if (outcome.kind !== 'succeeded') throw outcomeError('charge', outcome);
     return { chargedCents: order.totalCents, order: orderView(order) };
   });

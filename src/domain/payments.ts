@@ -1,5 +1,5 @@
 import type { Payment } from '../db/entities.js';
-import type { ChargeOutcome } from '../upstream/charge-service.js';
+import type { ChargeOutcome, ChargeRequest, QueueSlot } from '../upstream/charge-service.js';
 import type { DomainContext } from './context.js';
 import { AppError } from './errors.js';
 import { RECOVERED_OUTCOME, tryFinishClaim, type HeldOrder } from './exclusive.js';
@@ -71,7 +71,7 @@ function describe(outcome: ChargeOutcome): string {
  * a retry finds the outcome already recorded (the first commit went through but its answer was
  * lost), that is success. If it cannot be recorded, `holding` marks the payment in doubt.
  */
-export async function settle(
+async function settle(
   ctx: DomainContext,
   claim: HeldOrder,
   kind: Payment['kind'],
@@ -141,7 +141,35 @@ async function getOrderRecordState(ctx: DomainContext, id: string) {
  * strength - the payment stays in doubt until staff confirm it with the charge service's records;
  * should staff already have resolved it the other way, that is logged as an error.
  */
-export function lateAnswerNote(
+/**
+ * Sends a journaled charge or refund when its turn in the charge queue comes, then records its
+ * outcome (settle). Once this process no longer holds the lease the payment was journaled under,
+ * another process may have recovered it: then nothing is sent.
+ */
+export async function sendAndSettle(
+  ctx: DomainContext,
+  claim: HeldOrder,
+  slot: QueueSlot,
+  request: ChargeRequest,
+  kind: Payment['kind'],
+  onSuccess: OrderStatus,
+  extra: { cancelReason?: string | null } = {},
+): Promise<ChargeOutcome> {
+  let recorded!: () => void;
+  const outcomeRecorded = new Promise<void>((resolve) => (recorded = resolve));
+  const outcome = await slot.send(request, {
+    mayCall: () => ctx.services.lease.holds(claim.owner),
+    onLateAnswer: lateAnswerNote(ctx, claim.paymentId!, kind, outcomeRecorded),
+  });
+  try {
+    await settle(ctx, claim, kind, outcome, onSuccess, extra);
+  } finally {
+    recorded();
+  }
+  return outcome;
+}
+
+function lateAnswerNote(
   ctx: DomainContext,
   paymentId: string,
   kind: Payment['kind'],

@@ -19,14 +19,14 @@ export interface ChargeRequest {
   amountCents: number;
 }
 
-/** A place in the queue, taken before the journal is written so a full queue refuses with nothing written. */
 export interface SendOptions {
   /** Asked when the place's turn comes: false (e.g. the process lost the lease its work was recorded under) sends nothing. */
   mayCall?: () => boolean;
-  /** The service's answer to a call that had already been answered as timed out (for the staff's in-doubt record); awaited. */
+  /** The service's answer to a call that had already been answered as timed out (for the staff's in-doubt record); a drain waits for it. */
   onLateAnswer?: (outcome: ChargeOutcome) => Promise<void>;
 }
 
+/** A place in the queue, taken before the journal is written so a full queue refuses with nothing written. */
 export interface QueueSlot {
   send(request: ChargeRequest, options?: SendOptions): Promise<ChargeOutcome>;
   cancel(): void;
