@@ -49,3 +49,10 @@ export class AppError extends Error {
 
 export const invalid = (errors: FieldError[], detail = 'The request does not match the API contract.') =>
   new AppError('invalid_request', detail, { errors });
+
+/**
+ * 503 not_ready for a process that lost its database lease and is taking a new one (see
+ * db/process-lease.ts): `what` says what was, or was not, done; retry in a moment.
+ */
+export const reconnecting = (what: string) =>
+  new AppError('not_ready', `order-up lost its connection to the database and is reconnecting; ${what}`, { retryAfterSeconds: 1 });

@@ -3,7 +3,7 @@ import { Order, Payment } from '../db/entities.js';
 import { abandonOrderRow, claimOrderRow, finishOrderRow, recoverOwnerRows, type JournalEntry, type OrderRecord } from '../db/order-sql.js';
 import { isOwnerAlive } from '../db/process-lease.js';
 import type { DomainContext } from './context.js';
-import { AppError } from './errors.js';
+import { AppError, reconnecting } from './errors.js';
 import { enter, plan, statusesThatProceed, type Operation, type OrderStatus } from './order-state.js';
 import { findOrder } from './orders.js';
 
@@ -43,9 +43,7 @@ export async function claimOrder(ctx: DomainContext, id: string, operation: Oper
   for (let attempt = 0; attempt < 5; attempt += 1) {
     // Without its lease the process could not defend new work against recovery by others.
     if (!ctx.services.lease.held) {
-      throw new AppError('not_ready', 'order-up lost its connection to the database and is reconnecting; nothing was done. Try again in a moment.', {
-        retryAfterSeconds: 1,
-      });
+      throw reconnecting('nothing was done. Try again in a moment.');
     }
     const token = randomUUID();
     const owner = ctx.services.processKey;

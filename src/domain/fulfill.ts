@@ -1,5 +1,5 @@
 import type { DomainContext } from './context.js';
-import { AppError } from './errors.js';
+import { AppError, reconnecting } from './errors.js';
 import { claimOrder, finishClaim, holding } from './exclusive.js';
 import { orderView, type OrderView } from './orders.js';
 
@@ -43,7 +43,7 @@ export async function fulfillOrder(ctx: DomainContext, id: string): Promise<{ or
       const timedOut = failed.some(({ result }) => !result.ok && result.reason === 'timeout');
       const detail = `${failed.length} of ${items.length} line items could not be fulfilled: ${list}. The order is still charged; try again.`;
       if (leaseLost) {
-        throw new AppError('not_ready', `order-up lost its connection to the database while fulfilling; ${detail}`, { retryAfterSeconds: 1 });
+        throw reconnecting(`fulfilling stopped: ${detail}`);
       }
       throw new AppError(timedOut ? 'upstream_timeout' : 'fulfillment_failed', detail);
     }

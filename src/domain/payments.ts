@@ -1,7 +1,7 @@
 import type { Payment } from '../db/entities.js';
 import type { ChargeOutcome, ChargeRequest, QueueSlot } from '../upstream/charge-service.js';
 import type { DomainContext } from './context.js';
-import { AppError } from './errors.js';
+import { AppError, reconnecting } from './errors.js';
 import { RECOVERED_OUTCOME, tryFinishClaim, type HeldOrder } from './exclusive.js';
 import { findOrder } from './orders.js';
 import type { OrderStatus } from './order-state.js';
@@ -36,9 +36,7 @@ export async function journalRefund(
   );
   if (rows.length === 0) {
     if (!ctx.services.lease.holds(claim.owner)) {
-      throw new AppError('not_ready', 'order-up lost its connection to the database during the cancel; no refund was sent. Try again in a moment.', {
-        retryAfterSeconds: 1,
-      });
+      throw reconnecting('no refund was sent. Try again in a moment.');
     }
     throw new Error(`order ${order.id} is no longer held by this cancel, or has no successful charge on record`);
   }
@@ -51,6 +49,9 @@ const STATE_OF: Record<ChargeOutcome['kind'], Payment['state']> = {
   failed: 'failed',
   in_doubt: 'in_doubt',
 };
+
+/** The service refused, or the request never left: no money moved, whatever else happens. */
+const movedNoMoney = (outcome: ChargeOutcome) => outcome.kind === 'failed' || outcome.kind === 'declined';
 
 function describe(outcome: ChargeOutcome): string {
   switch (outcome.kind) {
@@ -81,7 +82,7 @@ async function settle(
 ): Promise<void> {
   const paymentId = claim.paymentId!;
   const payment = { id: paymentId, state: STATE_OF[outcome.kind], outcome: describe(outcome) };
-  claim.nothingMoved = outcome.kind === 'failed' || outcome.kind === 'declined';
+  claim.nothingMoved = movedNoMoney(outcome);
   for (let attempt = 1; ; attempt += 1) {
     try {
       if (await tryFinishClaim(ctx, claim, outcome.kind === 'succeeded' ? onSuccess : null, payment, extra)) break;
@@ -92,7 +93,7 @@ async function settle(
       }
       // Another process recovered the order meanwhile and, not knowing, marked the payment in doubt.
       // When nothing moved (refused, or never sent) we do know: record that instead.
-      if ((outcome.kind === 'failed' || outcome.kind === 'declined') && (await correctRecovered(ctx, payment))) {
+      if (claim.nothingMoved && (await correctRecovered(ctx, payment))) {
         claim.held = false;
         break;
       }
@@ -135,13 +136,6 @@ async function getOrderRecordState(ctx: DomainContext, id: string) {
 }
 
 /**
- * What the charge service said, after all, to a call already recorded as in doubt by its timeout.
- * Once the in-doubt outcome is recorded (`recorded`), it is added to the payment's outcome (shown by
- * `order-up payments in-doubt`) and logged, for the staff who resolve it. Nothing is decided on its
- * strength - the payment stays in doubt until staff confirm it with the charge service's records;
- * should staff already have resolved it the other way, that is logged as an error.
- */
-/**
  * Sends a journaled charge or refund when its turn in the charge queue comes, then records its
  * outcome (settle). Once this process no longer holds the lease the payment was journaled under,
  * another process may have recovered it: then nothing is sent.
@@ -169,6 +163,13 @@ export async function sendAndSettle(
   return outcome;
 }
 
+/**
+ * What the charge service said, after all, to a call already recorded as in doubt by its timeout.
+ * Once the in-doubt outcome is recorded (`recorded`), it is added to the payment's outcome (shown by
+ * `order-up payments in-doubt`) and logged, for the staff who resolve it. Nothing is decided on its
+ * strength - the payment stays in doubt until staff confirm it with the charge service's records;
+ * should staff already have resolved it the other way, that is logged as an error.
+ */
 function lateAnswerNote(
   ctx: DomainContext,
   paymentId: string,
@@ -188,7 +189,7 @@ function lateAnswerNote(
       if (noted.length > 0) return;
       const [row] = await db.execute<{ state: string }[]>('select state from payments where id = ?', [paymentId]);
       const tookMoney = outcome.kind === 'succeeded';
-      const contradicts = (row?.state === 'failed' && tookMoney) || (row?.state === 'succeeded' && (outcome.kind === 'failed' || outcome.kind === 'declined'));
+      const contradicts = (row?.state === 'failed' && tookMoney) || (row?.state === 'succeeded' && movedNoMoney(outcome));
       if (contradicts) {
         ctx.log.error({ paymentId, kind, state: row.state, lateOutcome: late }, `the ${kind} was resolved as ${row.state}, but the charge service answered late: ${late}; check it with the charge service`);
       }

@@ -3,7 +3,7 @@ import type { Context } from 'openapi-backend';
 import type { HandlerArgs } from './app.js';
 import { createOrder, getOrder, listOrders, type NewOrderInput } from '../domain/orders.js';
 import type { OrderStatus } from '../domain/order-state.js';
-import { AppError } from '../domain/errors.js';
+import { AppError, reconnecting } from '../domain/errors.js';
 import { chargeOrder } from '../domain/charge.js';
 import { cancelOrder } from '../domain/cancel.js';
 import { fulfillOrder } from '../domain/fulfill.js';
@@ -24,7 +24,7 @@ export const handlers: Record<string, Handler> = {
 
   getReady: async (_c, { deps, res }) => {
     // Without its lease this process takes no new work (see db/process-lease.ts): not ready either.
-    if (!deps.services.lease.held) throw new AppError('not_ready', 'order-up lost its connection to the database and is reconnecting.', { retryAfterSeconds: 1 });
+    if (!deps.services.lease.held) throw reconnecting('not ready for traffic until it has a new lease.');
     try {
       await withTimeout(deps.orm.em.getConnection().execute('select 1'), 2000);
     } catch {
