@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { startEmbeddedDatabase } from './db/embedded.js';
+import { DataAccess } from './db/data-access.js';
 import { migrate, openOrm, type Orm } from './db/orm.js';
 import { Lease } from './db/process-lease.js';
 import type { DomainContext, Services } from './domain/context.js';
@@ -14,10 +15,13 @@ import { FulfillmentService } from './upstream/fulfillment-service.js';
 export interface Runtime {
   config: Config;
   log: Logger;
+  /** MikroORM: the schema and its migrations (and tests' direct looks at the tables). */
   orm: Orm;
+  /** The data-access layer every domain function works through. */
+  db: DataAccess;
   databaseUrl: string;
   services: Services;
-  /** A fresh domain context (its own EntityManager fork) for one request or command. */
+  /** A domain context for one request or command (its own log). */
   context(log?: Logger): DomainContext;
   /** Waits for queued charges and refunds, then closes connections (and the embedded database if we own it). */
   close(): Promise<void>;
@@ -62,16 +66,19 @@ export async function openRuntime(config: Config, log: Logger, opts: { migrate: 
     fulfillment: new FulfillmentService(config.fulfillmentServiceUrl, config.upstreamTimeoutMs),
   };
   const ormRef = orm;
+  const db = new DataAccess(url);
   const rt: Runtime = {
     config,
     log,
     orm: ormRef,
+    db,
     databaseUrl: url,
     services,
-    context: (l = log) => ({ em: ormRef.em.fork(), log: l, services }),
+    context: (l = log) => ({ db, log: l, services }),
     async close() {
       await services.charge.close();
       await leaseRef.release();
+      await db.close();
       await ormRef.close(true);
       await stopDatabase();
     },

@@ -3,7 +3,6 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/gl
 import { newOrder, startTestApp, type TestApp } from './support/app.js';
 import { FakeChargeService } from './support/fake-charge.js';
 import { storedOrder, storedPayments } from './support/state.js';
-import { abandonOrderRow, finishOrderRow } from '../src/db/order-sql.js';
 
 let fake: FakeChargeService;
 let app: TestApp;
@@ -445,13 +444,13 @@ describe('recovery of orders this process left behind', () => {
     const { processKey } = app.rt.services;
     const current = '00000000-0000-4000-8000-000000000001';
     const stale = '00000000-0000-4000-8000-000000000002';
-    const em = app.rt.orm.em.fork();
-    await em.getConnection().execute(`update orders set operation = 'fulfill', operation_owner = ?, operation_token = ? where id = ?`, [processKey, current, order.id]);
-    await abandonOrderRow(em, { id: order.id, token: stale, owner: processKey, outcome: 'x' });
+    const { claims } = app.rt.db;
+    await app.rt.orm.em.getConnection().execute(`update orders set operation = 'fulfill', operation_owner = ?, operation_token = ? where id = ?`, [processKey, current, order.id]);
+    await claims.abandon({ id: order.id, token: stale, owner: processKey, state: 'in_doubt', outcome: 'x' });
     const change = { status: 'cancelled' as const, updatedAt: new Date(), chargedAt: null, fulfilledAt: null, cancelledAt: new Date(), cancelReason: null };
-    expect(await finishOrderRow(em, { id: order.id, token: stale, change })).toBe(false);
+    expect(await claims.finish({ id: order.id, token: stale, change })).toBe(false);
     expect(await storedOrder(app, order.id)).toMatchObject({ status: 'pending', operation: 'fulfill' });
-    expect(await finishOrderRow(em, { id: order.id, token: current })).toBe(true);
+    expect(await claims.finish({ id: order.id, token: current })).toBe(true);
     expect(await storedOrder(app, order.id)).toMatchObject({ status: 'pending', operation: null });
   });
 });

@@ -1,5 +1,5 @@
 import { BigIntType, Collection, EntitySchema } from '@mikro-orm/core';
-import type { OrderStatus } from '../domain/order-state.js';
+import type { OrderStatus, PaymentKind, PaymentState } from './records.js';
 
 // Plain classes plus EntitySchema (no decorators): works the same under swc (jest), tsc and the
 // MikroORM CLI. Money is always integer cents; totals can exceed 2^31, so bigint columns read as
@@ -36,8 +36,7 @@ export class LineItem {
   quantity!: number;
 }
 
-export type PaymentKind = 'charge' | 'refund';
-export type PaymentState = 'started' | 'succeeded' | 'failed' | 'in_doubt';
+export type { PaymentKind, PaymentState };
 
 /** The payments journal: one row per call to the charge service, written before the call. */
 export class Payment {

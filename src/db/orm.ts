@@ -22,7 +22,9 @@ export function ormOptions(clientUrl: string) {
     // Request code must fork its own EntityManager; the global one is never used by accident.
     allowGlobalContext: false,
     discovery: { warnWhenNoEntities: false },
-    pool: { min: 0, max: 20 },
+    // The request path runs on the data-access layer's own pool (database.ts); this one serves
+    // migrations and the odd look at the schema.
+    pool: { min: 0, max: 4 },
     debug: false,
   };
 }

@@ -1,5 +1,4 @@
 import pg from 'pg';
-import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 
 // Advisory lock namespaces (the first of the two int4 keys). Fixed numbers: every process must agree.
@@ -225,18 +224,4 @@ export class Lease {
       }
     }
   }
-}
-
-/** True while the process that took `owner` still holds its lease (checked inside a short transaction). */
-export async function isOwnerAlive(em: EntityManager, owner: number, self: number): Promise<boolean> {
-  if (owner === self) return true;
-  return em.transactional(async (tx) => {
-    const rows = await tx.getConnection().execute<{ free: boolean }[]>(
-      'select pg_try_advisory_xact_lock(?, ?) as free',
-      [LOCK_NS_PROCESS, owner],
-      'all',
-      tx.getTransactionContext(),
-    );
-    return !rows[0].free;
-  });
 }

@@ -1,5 +1,5 @@
-import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
+import type { DataAccess } from '../db/data-access.js';
 import type { ChargeService } from '../upstream/charge-service.js';
 import type { FulfillmentService } from '../upstream/fulfillment-service.js';
 
@@ -16,11 +16,12 @@ export interface Services {
 }
 
 /**
- * What a domain function works with: an EntityManager forked for this one request or command,
- * plus the services of the process. HTTP handlers and CLI commands build it the same way.
+ * What a domain function works with: the data-access layer (repositories of plain records), the
+ * log of this one request or command, and the services of the process. HTTP handlers and CLI
+ * commands build it the same way.
  */
 export interface DomainContext {
-  em: EntityManager;
+  db: DataAccess;
   log: Logger;
   services: Services;
 }

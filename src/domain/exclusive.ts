@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { Order, Payment } from '../db/entities.js';
-import { abandonOrderRow, claimOrderRow, finishOrderRow, recoverOwnerRows, type JournalEntry, type OrderRecord } from '../db/order-sql.js';
-import { isOwnerAlive } from '../db/process-lease.js';
+import type { JournalEntry, PaymentOutcome } from '../db/claims-repo.js';
+import type { OrderRecord, OrderWithClaim } from '../db/records.js';
 import type { DomainContext } from './context.js';
 import { AppError, reconnecting } from './errors.js';
 import { enter, plan, statusesThatProceed, type Operation, type OrderStatus } from './order-state.js';
-import { findOrder } from './orders.js';
+import { notFound } from './orders.js';
 
 /** What recovery writes on a `started` payment of a process that is gone. */
 export const RECOVERED_OUTCOME = 'order-up stopped during the call';
@@ -27,7 +26,7 @@ export interface HeldOrder {
 export type Claim =
   | ({ kind: 'claimed'; journaled: boolean } & HeldOrder)
   /** The operation already happened (cancel of a cancelled order, fulfill of a fulfilled one). */
-  | { kind: 'already_done'; order: Order };
+  | { kind: 'already_done'; order: OrderRecord };
 
 /**
  * Makes this process the only one acting on an order. One statement sets the order's `operation`
@@ -47,11 +46,12 @@ export async function claimOrder(ctx: DomainContext, id: string, operation: Oper
     }
     const token = randomUUID();
     const owner = ctx.services.processKey;
-    const claimed = await claimOrderRow(ctx.em, { id, operation, owner, token, from, charge });
+    const claimed = await ctx.db.claims.claim({ id, operation, owner, token, from, charge });
     if (claimed) {
       return { kind: 'claimed', token, owner, held: true, paymentId: claimed.journaled ? charge?.paymentId : undefined, ...claimed };
     }
-    const order = await findOrder(ctx, id);
+    const order = await ctx.db.orders.findWithClaim(id);
+    if (!order) throw notFound(id);
     const p = plan(operation, order.status);
     if (p.kind === 'refuse') throw new AppError(p.code, p.detail);
     if (p.kind === 'already_done') return { kind: 'already_done', order };
@@ -74,7 +74,7 @@ export async function holding<T>(ctx: DomainContext, claim: HeldOrder, work: () 
     return await work();
   } catch (err) {
     if (claim.held) {
-      await abandonOrderRow(ctx.em, {
+      await ctx.db.claims.abandon({
         id: claim.order.id,
         token: claim.token,
         owner: claim.owner,
@@ -98,7 +98,7 @@ export async function tryFinishClaim(
   ctx: DomainContext,
   claim: HeldOrder,
   to: OrderStatus | null,
-  payment?: { id: string; state: Payment['state']; outcome: string },
+  payment?: PaymentOutcome,
   extra: { cancelReason?: string | null } = {},
 ): Promise<boolean> {
   const { order } = claim;
@@ -107,7 +107,7 @@ export async function tryFinishClaim(
     const next = enter({ ...order }, to);
     change = { ...next, cancelReason: extra.cancelReason !== undefined ? extra.cancelReason : next.cancelReason };
   }
-  const done = await finishOrderRow(ctx.em, { id: order.id, token: claim.token, change, payment });
+  const done = await ctx.db.claims.finish({ id: order.id, token: claim.token, change, payment });
   if (done) {
     claim.held = false;
     if (change) Object.assign(order, change);
@@ -122,8 +122,8 @@ export async function finishClaim(ctx: DomainContext, claim: HeldOrder, to: Orde
   }
 }
 
-async function refuseIfPaymentOpen(ctx: DomainContext, order: Order, lastTry: boolean): Promise<void> {
-  const open = await ctx.em.fork().find(Payment, { order: order.id, state: { $in: ['in_doubt', 'started'] } }, { fields: ['id', 'kind', 'state'] });
+async function refuseIfPaymentOpen(ctx: DomainContext, order: OrderWithClaim, lastTry: boolean): Promise<void> {
+  const open = await ctx.db.payments.openOf(order.id);
   // A started payment is normally the call of the operation holding the order - perhaps one that
   // claimed it just after we read the order, so look again; only a started payment that stays on an
   // order nobody holds is as good as in doubt.
@@ -140,17 +140,16 @@ async function refuseIfPaymentOpen(ctx: DomainContext, order: Order, lastTry: bo
  * An operation left on an order by a process that has since died - or by this process, when a
  * failure kept it from letting go - is recovered here; an operation under way is respected.
  */
-async function refuseUnlessAbandoned(ctx: DomainContext, order: Order): Promise<void> {
+async function refuseUnlessAbandoned(ctx: DomainContext, order: OrderWithClaim): Promise<void> {
   const owner = order.operationOwner;
-  const self = ctx.services.processKey;
   const ours = owner !== null && ctx.services.lease.isOwn(owner);
   if (ours && order.operationToken !== null && !ctx.services.activeClaims.has(order.operationToken)) {
     // Ours, but no work of ours holds it any more (a failure kept us from letting go). The token
     // makes sure only that very claim is released, never a newer one.
-    await abandonOrderRow(ctx.em, { id: order.id, token: order.operationToken, owner, outcome: 'order-up could not record the outcome' });
+    await ctx.db.claims.abandon({ id: order.id, token: order.operationToken, owner, state: 'in_doubt', outcome: 'order-up could not record the outcome' });
     return;
   }
-  if (owner !== null && !ours && !(await isOwnerAlive(ctx.em, owner, self))) {
+  if (owner !== null && !ours && !(await isOwnerAlive(ctx, owner))) {
     await recoverOwner(ctx, owner);
     return;
   }
@@ -163,21 +162,19 @@ async function refuseUnlessAbandoned(ctx: DomainContext, order: Order): Promise<
  * from several processes at once: it only touches rows still owned by `owner`.
  */
 async function recoverOwner(ctx: DomainContext, owner: number): Promise<number> {
-  const doubted = await recoverOwnerRows(ctx.em, owner, RECOVERED_OUTCOME);
+  const doubted = await ctx.db.recoverOwner(owner, RECOVERED_OUTCOME);
   if (doubted > 0) ctx.log.warn({ owner, payments: doubted }, 'payments left started by a stopped process are now in doubt');
   return doubted;
 }
 
 /** At start-up: recover the work of every process that is gone. Work of live processes is left alone. */
 export async function recoverAbandonedWork(ctx: DomainContext): Promise<number> {
-  const em = ctx.em.fork();
-  const rows = await em.getConnection().execute<{ owner: number }[]>(
-    `select distinct owner from payments where state = 'started'
-     union select distinct operation_owner from orders where operation_owner is not null`,
-  );
   let doubted = 0;
-  for (const { owner } of rows) {
-    if (!(await isOwnerAlive(em, owner, ctx.services.processKey))) doubted += await recoverOwner(ctx, owner);
+  for (const owner of await ctx.db.claims.owners()) {
+    if (!(await isOwnerAlive(ctx, owner))) doubted += await recoverOwner(ctx, owner);
   }
   return doubted;
 }
+
+/** A process is alive while it holds its lease; this one is, by definition. */
+const isOwnerAlive = (ctx: DomainContext, owner: number) => owner === ctx.services.processKey || ctx.db.isOwnerAlive(owner);

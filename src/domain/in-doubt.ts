@@ -1,12 +1,11 @@
-import { LockMode } from '@mikro-orm/core';
-import { Order, Payment, type PaymentKind, type PaymentState } from '../db/entities.js';
+import type { PaymentKind, PaymentRecord, PaymentState } from '../db/records.js';
 import type { DomainContext } from './context.js';
 import { AppError } from './errors.js';
 import { enter, type OrderStatus } from './order-state.js';
 import { getOrder, type OrderView } from './orders.js';
 
 /**
- * The in-doubt procedure (CONTRACT.md §2, invariant 5): a charge or refund whose outcome is unknown
+ * The in-doubt procedure (docs/staff-cli.md; the spec's payment_in_doubt): a charge or refund whose outcome is unknown
  * (timeout, connection reset, a crash during the call) is recorded `in_doubt` and blocks every
  * further charge or cancel of its order. Staff ask the charge service what really happened and
  * record it here; only then does the order move on. Nothing here ever shows a card token.
@@ -30,10 +29,10 @@ export interface ResolvedPaymentView extends PaymentView {
   resolvedAt: string;
 }
 
-function paymentView(p: Pick<Payment, 'id' | 'kind' | 'amountCents' | 'createdAt' | 'outcome'>, orderId: string): PaymentView {
+function paymentView(p: PaymentRecord): PaymentView {
   return {
     paymentId: p.id,
-    orderId,
+    orderId: p.orderId,
     kind: p.kind,
     amountCents: p.amountCents,
     startedAt: p.createdAt.toISOString(),
@@ -45,12 +44,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Every payment whose outcome is unknown, oldest first. */
 export async function listInDoubtPayments(ctx: DomainContext): Promise<PaymentView[]> {
-  const rows = await ctx.em.fork().find(
-    Payment,
-    { state: 'in_doubt' },
-    { fields: ['id', 'order', 'kind', 'amountCents', 'createdAt', 'outcome'], orderBy: { createdAt: 'asc', id: 'asc' } },
-  );
-  return rows.map((p) => paymentView(p, p.order.id));
+  return (await ctx.db.payments.inDoubt()).map(paymentView);
 }
 
 /** Where the order goes for each confirmed outcome: `null` means it stays where it is. */
@@ -72,19 +66,19 @@ export async function resolvePayment(
 ): Promise<{ payment: ResolvedPaymentView; order: OrderView }> {
   if (!UUID.test(paymentId)) throw notFound(paymentId);
   const outcome = `resolved by staff: ${succeeded ? 'succeeded' : 'failed'}`;
-  const resolved = await ctx.em.fork().transactional(async (em) => {
+  const resolved = await ctx.db.transaction(async (tx) => {
     // Payment first, then order: the same order as the journal's own outcome transaction, so the
     // two can never deadlock.
-    const payment = await em.findOne(Payment, { id: paymentId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    const payment = await tx.payments.lock(paymentId);
     if (!payment) throw notFound(paymentId);
-    const orderId = payment.order.id;
+    const { orderId } = payment;
     if (payment.state !== 'in_doubt') {
       throw new AppError(
         'payment_not_in_doubt',
         `Payment ${paymentId} is ${payment.state}, not in doubt${payment.outcome ? ` (${payment.outcome})` : ''}; there is nothing to resolve.`,
       );
     }
-    const order = await em.findOne(Order, { id: orderId }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
+    const order = await tx.orders.lock(orderId);
     if (!order) throw new AppError('internal_error', `Payment ${paymentId} belongs to an order that does not exist.`);
     if (order.operation !== null) {
       throw new AppError('operation_in_progress', `Another ${order.operation} of order ${orderId} is under way; try again when it has finished.`);
@@ -98,15 +92,16 @@ export async function resolvePayment(
       );
     }
     const now = new Date();
-    payment.state = succeeded ? 'succeeded' : 'failed';
-    payment.outcome = outcome;
-    payment.updatedAt = now;
+    const state: PaymentState = succeeded ? 'succeeded' : 'failed';
+    await tx.payments.setOutcome(paymentId, state, outcome, now);
     const to = succeeded ? rule.succeeded : rule.failed;
-    if (to) enter(order, to, now);
-    if (to === 'cancelled') order.cancelReason = payment.cancelReason;
-    await em.flush();
-    ctx.log.info({ paymentId, orderId, kind: payment.kind, outcome: payment.state, orderStatus: order.status }, 'in-doubt payment resolved by staff');
-    return { ...paymentView(payment, orderId), state: payment.state, resolvedAt: now.toISOString() };
+    if (to) {
+      enter(order, to, now);
+      if (to === 'cancelled') order.cancelReason = payment.cancelReason;
+      await tx.orders.setStatus(orderId, order);
+    }
+    ctx.log.info({ paymentId, orderId, kind: payment.kind, outcome: state, orderStatus: order.status }, 'in-doubt payment resolved by staff');
+    return { ...paymentView({ ...payment, outcome }), state, resolvedAt: now.toISOString() };
   });
   return { payment: resolved, order: await getOrder(ctx, resolved.orderId) };
 }

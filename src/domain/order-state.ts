@@ -1,4 +1,7 @@
+import { ORDER_STATUSES, type OrderStatus, type OrderStatusFields } from '../db/records.js';
 import type { ErrorCode } from './errors.js';
+
+export { ORDER_STATUSES, type OrderStatus };
 
 /**
  * The order life cycle, in one place:
@@ -10,8 +13,6 @@ import type { ErrorCode } from './errors.js';
  * `fulfilled` and `cancelled` are final. Domain functions ask `plan()` what an operation means for
  * an order's current status and change a status only through `enter()`.
  */
-export const ORDER_STATUSES = ['pending', 'charged', 'fulfilled', 'cancelled'] as const;
-export type OrderStatus = (typeof ORDER_STATUSES)[number];
 export type Operation = 'charge' | 'cancel' | 'fulfill';
 
 export type Plan =
@@ -50,14 +51,6 @@ export function statusesThatProceed(operation: Operation): OrderStatus[] {
   return ORDER_STATUSES.filter((status) => TABLE[operation][status].kind === 'proceed');
 }
 
-interface Stateful {
-  status: OrderStatus;
-  updatedAt: Date;
-  chargedAt: Date | null;
-  fulfilledAt: Date | null;
-  cancelledAt: Date | null;
-}
-
 const ALLOWED: Record<OrderStatus, OrderStatus[]> = {
   pending: ['charged', 'cancelled'],
   charged: ['fulfilled', 'cancelled'],
@@ -66,7 +59,7 @@ const ALLOWED: Record<OrderStatus, OrderStatus[]> = {
 };
 
 /** Moves an order to `to`, stamping the matching time; refuses any move the life cycle does not allow. */
-export function enter<T extends Stateful>(order: T, to: OrderStatus, now = new Date()): T {
+export function enter<T extends Omit<OrderStatusFields, 'cancelReason'>>(order: T, to: OrderStatus, now = new Date()): T {
   if (!ALLOWED[order.status].includes(to)) {
     throw new Error(`illegal transition ${order.status} -> ${to}`);
   }

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
-import { LineItem, Order } from '../db/entities.js';
+import { OrderExists } from '../db/orders-repo.js';
+import type { OrderRecord } from '../db/records.js';
 import type { DomainContext } from './context.js';
 import { AppError, invalid, type FieldError } from './errors.js';
 import type { OrderStatus } from './order-state.js';
-import type { OrderRecord } from '../db/order-sql.js';
 
 export interface NewOrderInput {
   id?: string;
@@ -29,15 +28,11 @@ export interface OrderView {
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
-/** An order with its line items as plain data: the entity, or a row from the hot path (db/order-sql.ts). */
-export type OrderLike = Omit<OrderRecord, 'lineItems'> & { lineItems: OrderRecord['lineItems'] | Order['lineItems'] };
-
-export function orderView(order: OrderLike): OrderView {
-  const items = Array.isArray(order.lineItems) ? order.lineItems : order.lineItems.getItems();
+export function orderView(order: OrderRecord): OrderView {
   return {
     id: order.id,
     customerEmail: order.customerEmail,
-    lineItems: items.map((li) => ({
+    lineItems: order.lineItems.map((li) => ({
       description: li.description,
       priceCents: li.priceCents,
       quantity: li.quantity,
@@ -91,35 +86,36 @@ function checkNewOrder(input: NewOrderInput): number {
 export async function createOrder(ctx: DomainContext, input: NewOrderInput): Promise<OrderView> {
   const totalCents = checkNewOrder(input);
   const now = new Date();
-  const em = ctx.em.fork();
-  const order = em.create(Order, {
+  const order: OrderRecord = {
     id: input.id ?? newOrderId(),
     customerEmail: input.customerEmail,
     status: 'pending',
     totalCents,
+    lineItems: input.lineItems.map(({ description, priceCents, quantity }) => ({ description, priceCents, quantity })),
     createdAt: now,
     updatedAt: now,
-  });
-  input.lineItems.forEach((item, position) => {
-    order.lineItems.add(em.create(LineItem, { order, position, ...item }));
-  });
+    chargedAt: null,
+    fulfilledAt: null,
+    cancelledAt: null,
+    cancelReason: null,
+  };
   try {
-    await em.flush();
+    await ctx.db.orders.insert(order);
   } catch (err) {
-    if (err instanceof UniqueConstraintViolationException && /orders_pkey/.test(String(err.message))) {
-      throw new AppError('order_exists', `An order with the ID "${order.id}" already exists.`);
-    }
+    if (err instanceof OrderExists) throw new AppError('order_exists', `An order with the ID "${order.id}" already exists.`);
     throw err;
   }
   return orderView(order);
 }
 
 /** Loads an order with its line items in one round trip, or answers order_not_found. */
-export async function findOrder(ctx: DomainContext, id: string): Promise<Order> {
-  const order = await ctx.em.fork().findOne(Order, { id }, { populate: ['lineItems'], strategy: 'joined' });
-  if (!order) throw new AppError('order_not_found', `There is no order with the ID "${id}".`);
+export async function findOrder(ctx: DomainContext, id: string): Promise<OrderRecord> {
+  const order = await ctx.db.orders.find(id);
+  if (!order) throw notFound(id);
   return order;
 }
+
+export const notFound = (id: string) => new AppError('order_not_found', `There is no order with the ID "${id}".`);
 
 export async function getOrder(ctx: DomainContext, id: string): Promise<OrderView> {
   return orderView(await findOrder(ctx, id));
@@ -150,21 +146,10 @@ function decodeCursor(cursor: string): string {
 }
 
 export async function listOrders(ctx: DomainContext, input: ListOrdersInput): Promise<{ orders: OrderView[]; nextCursor: string | null }> {
-  const limit = input.limit ?? 100;
-  const where: Record<string, unknown> = {};
-  if (input.status) where.status = input.status;
-  if (input.cursor) where.seq = { $lt: decodeCursor(input.cursor) };
-  // Two queries whatever the page size: the orders, then all their line items at once.
-  const rows = await ctx.em.fork().find(Order, where, {
-    orderBy: { seq: 'desc' },
-    limit: limit + 1,
-    populate: ['lineItems'],
-    strategy: 'select-in',
+  const page = await ctx.db.orders.page({
+    status: input.status,
+    beforeSeq: input.cursor ? decodeCursor(input.cursor) : undefined,
+    limit: input.limit ?? 100,
   });
-  const page = rows.slice(0, limit);
-  const last = page[page.length - 1];
-  return {
-    orders: page.map(orderView),
-    nextCursor: rows.length > limit && last?.seq ? encodeCursor(String(last.seq)) : null,
-  };
+  return { orders: page.orders.map(orderView), nextCursor: page.lastSeq ? encodeCursor(page.lastSeq) : null };
 }

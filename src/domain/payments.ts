@@ -1,4 +1,5 @@
-import type { Payment } from '../db/entities.js';
+import type { PaymentOutcome } from '../db/claims-repo.js';
+import type { PaymentKind, PaymentState } from '../db/records.js';
 import type { ChargeOutcome, ChargeRequest, QueueSlot } from '../upstream/charge-service.js';
 import type { DomainContext } from './context.js';
 import { AppError, reconnecting } from './errors.js';
@@ -25,25 +26,17 @@ export async function journalRefund(
   const { order } = claim;
   // Only while this very claim still holds the order (its row locked meanwhile): should another
   // process have recovered the order, no refund is journaled, so none is sent.
-  const rows = await ctx.em.getConnection().execute<{ card_token: string; amount_cents: string }[]>(
-    `with held as (select id from orders where id = ? and operation_token = ?::uuid for update)
-     insert into payments (id, order_id, kind, amount_cents, card_token, state, owner, created_at, updated_at, cancel_reason)
-     select ?::uuid, p.order_id, 'refund', -p.amount_cents, p.card_token, 'started', ?, now(), now(), ?
-     from payments p join held on held.id = p.order_id where p.kind = 'charge' and p.state = 'succeeded'
-     order by p.created_at desc limit 1
-     returning card_token, amount_cents`,
-    [order.id, claim.token, paymentId, claim.owner, cancelReason],
-  );
-  if (rows.length === 0) {
+  const refund = await ctx.db.payments.journalRefund({ orderId: order.id, token: claim.token, paymentId, owner: claim.owner, cancelReason });
+  if (!refund) {
     if (!ctx.services.lease.holds(claim.owner)) {
       throw reconnecting('no refund was sent. Try again in a moment.');
     }
     throw new Error(`order ${order.id} is no longer held by this cancel, or has no successful charge on record`);
   }
-  return { cardToken: rows[0].card_token, amountCents: Number(rows[0].amount_cents) };
+  return refund;
 }
 
-const STATE_OF: Record<ChargeOutcome['kind'], Payment['state']> = {
+const STATE_OF: Record<ChargeOutcome['kind'], PaymentState> = {
   succeeded: 'succeeded',
   declined: 'failed',
   failed: 'failed',
@@ -75,7 +68,7 @@ function describe(outcome: ChargeOutcome): string {
 async function settle(
   ctx: DomainContext,
   claim: HeldOrder,
-  kind: Payment['kind'],
+  kind: PaymentKind,
   outcome: ChargeOutcome,
   onSuccess: OrderStatus,
   extra: { cancelReason?: string | null } = {},
@@ -112,21 +105,14 @@ async function settle(
   ctx.log[level]({ orderId: claim.order.id, paymentId, kind, outcome: payment.outcome }, `${kind} ${payment.state}`);
 }
 
-async function correctRecovered(ctx: DomainContext, payment: { id: string; state: Payment['state']; outcome: string }): Promise<boolean> {
-  const rows = await ctx.em
-    .getConnection()
-    .execute<{ id: string }[]>(`update payments set state = ?, outcome = ?, updated_at = now() where id = ? and state = 'in_doubt' and outcome = ? returning id`, [
-      payment.state,
-      payment.outcome,
-      payment.id,
-      RECOVERED_OUTCOME,
-    ]);
-  return rows.length === 1;
+/** A payment recovered as in doubt by another process, corrected to what this one knows after all. */
+function correctRecovered(ctx: DomainContext, payment: PaymentOutcome): Promise<boolean> {
+  return ctx.db.payments.correctInDoubt(payment.id, RECOVERED_OUTCOME, payment);
 }
 
-async function alreadyRecorded(ctx: DomainContext, payment: { id: string; state: Payment['state']; outcome: string }): Promise<boolean> {
-  const rows = await ctx.em.getConnection().execute<{ state: string; outcome: string | null }[]>('select state, outcome from payments where id = ?', [payment.id]);
-  return rows[0]?.state === payment.state && rows[0]?.outcome === payment.outcome;
+async function alreadyRecorded(ctx: DomainContext, payment: PaymentOutcome): Promise<boolean> {
+  const stored = await ctx.db.payments.find(payment.id);
+  return stored?.state === payment.state && stored.outcome === payment.outcome;
 }
 
 /** The stored status and times of an order (after an outcome recorded by an earlier attempt). */
@@ -145,7 +131,7 @@ export async function sendAndSettle(
   claim: HeldOrder,
   slot: QueueSlot,
   request: ChargeRequest,
-  kind: Payment['kind'],
+  kind: PaymentKind,
   onSuccess: OrderStatus,
   extra: { cancelReason?: string | null } = {},
 ): Promise<ChargeOutcome> {
@@ -173,7 +159,7 @@ export async function sendAndSettle(
 function lateAnswerNote(
   ctx: DomainContext,
   paymentId: string,
-  kind: Payment['kind'],
+  kind: PaymentKind,
   recorded: Promise<unknown>,
 ): (outcome: ChargeOutcome) => Promise<void> {
   return async (outcome) => {
@@ -181,13 +167,8 @@ function lateAnswerNote(
     const late = describe(outcome);
     ctx.log.warn({ paymentId, kind, lateOutcome: late }, `the charge service answered the timed-out ${kind} late; it stays in doubt until staff resolve it`);
     try {
-      const db = ctx.em.getConnection();
-      const noted = await db.execute<{ id: string }[]>(
-        `update payments set outcome = outcome || ?, updated_at = now() where id = ? and state = 'in_doubt' returning id`,
-        [`; later: ${late}`, paymentId],
-      );
-      if (noted.length > 0) return;
-      const [row] = await db.execute<{ state: string }[]>('select state from payments where id = ?', [paymentId]);
+      if (await ctx.db.payments.noteOnInDoubt(paymentId, `; later: ${late}`)) return;
+      const row = await ctx.db.payments.find(paymentId);
       const tookMoney = outcome.kind === 'succeeded';
       const contradicts = (row?.state === 'failed' && tookMoney) || (row?.state === 'succeeded' && movedNoMoney(outcome));
       if (contradicts) {
@@ -200,7 +181,7 @@ function lateAnswerNote(
 }
 
 /** Turns an unsuccessful outcome into the error the caller answers with. */
-export function outcomeError(kind: Payment['kind'], outcome: Exclude<ChargeOutcome, { kind: 'succeeded' }>): AppError {
+export function outcomeError(kind: PaymentKind, outcome: Exclude<ChargeOutcome, { kind: 'succeeded' }>): AppError {
   switch (outcome.kind) {
     case 'declined':
       if (kind === 'charge') return new AppError('payment_declined', 'The card was declined. Ask the customer for another card.');

@@ -16,7 +16,7 @@ import { oneRequestPerTurn } from './intake.js';
 type AddFormats = (ajv: Ajv2020) => Ajv2020;
 const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).default ?? addFormatsModule) as unknown as AddFormats;
 
-export type HttpDeps = Pick<Runtime, 'orm' | 'config' | 'log' | 'context' | 'services'>;
+export type HttpDeps = Pick<Runtime, 'db' | 'config' | 'log' | 'context' | 'services'>;
 
 /** What a handler gets: the domain context for this request plus the express pair to answer on. */
 export interface HandlerArgs {

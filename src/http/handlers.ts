@@ -26,7 +26,7 @@ export const handlers: Record<string, Handler> = {
     // Without its lease this process takes no new work (see db/process-lease.ts): not ready either.
     if (!deps.services.lease.held) throw reconnecting('not ready for traffic until it has a new lease.');
     try {
-      await withTimeout(deps.orm.em.getConnection().execute('select 1'), 2000);
+      await withTimeout(deps.db.ping(), 2000);
     } catch {
       throw new AppError('not_ready', 'The database cannot be reached.', { retryAfterSeconds: 5 });
     }

@@ -1,0 +1,142 @@
+import { isUniqueViolation, type Queryable } from './database.js';
+import type { LineItemRecord, OrderRecord, OrderStatus, OrderStatusFields, OrderWithClaim } from './records.js';
+
+// Orders and their line items. An order is read with its line items in one statement (a json_agg
+// subquery), created with them in one statement, and listed a page at a time in one statement.
+
+export const ORDER_COLUMNS = `o.id, o.customer_email, o.status, o.total_cents, o.created_at, o.updated_at,
+  o.charged_at, o.fulfilled_at, o.cancelled_at, o.cancel_reason`;
+export const LINE_ITEMS = `coalesce((
+    select json_agg(json_build_object('description', l.description, 'priceCents', l.price_cents, 'quantity', l.quantity) order by l.position)
+    from line_items l where l.order_id = o.id), '[]'::json) as line_items`;
+
+export interface OrderRow {
+  id: string;
+  customer_email: string;
+  status: OrderStatus;
+  total_cents: string | number;
+  created_at: Date;
+  updated_at: Date;
+  charged_at: Date | null;
+  fulfilled_at: Date | null;
+  cancelled_at: Date | null;
+  cancel_reason: string | null;
+  line_items: LineItemRecord[];
+}
+
+export function toOrder(row: OrderRow): OrderRecord {
+  return {
+    id: row.id,
+    customerEmail: row.customer_email,
+    status: row.status,
+    // bigint columns arrive as text; every amount fits a double exactly (at most 1e14 cents).
+    totalCents: Number(row.total_cents),
+    lineItems: row.line_items,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    chargedAt: row.charged_at,
+    fulfilledAt: row.fulfilled_at,
+    cancelledAt: row.cancelled_at,
+    cancelReason: row.cancel_reason,
+  };
+}
+
+export class OrderExists extends Error {}
+
+export interface OrderPage {
+  orders: OrderRecord[];
+  /** The sequence of the page's last order when another page follows. */
+  lastSeq: string | null;
+}
+
+export class OrdersRepository {
+  constructor(private readonly db: Queryable) {}
+
+  /** Inserts a new order and its line items in one statement; OrderExists when the ID is taken. */
+  async insert(order: OrderRecord): Promise<void> {
+    const items = order.lineItems;
+    try {
+      await this.db.query(
+        `with o as (
+           insert into orders (id, customer_email, status, total_cents, created_at, updated_at)
+           values ($1, $2, $3, $4, $5, $5) returning id)
+         insert into line_items (order_id, position, description, price_cents, quantity)
+         select o.id, t.n - 1, t.description, t.price_cents, t.quantity
+         from o, unnest($6::text[], $7::bigint[], $8::int[]) with ordinality as t(description, price_cents, quantity, n)`,
+        [
+          order.id,
+          order.customerEmail,
+          order.status,
+          order.totalCents,
+          order.createdAt,
+          items.map((i) => i.description),
+          items.map((i) => i.priceCents),
+          items.map((i) => i.quantity),
+        ],
+      );
+    } catch (err) {
+      if (isUniqueViolation(err, 'orders_pkey')) throw new OrderExists(order.id);
+      throw err;
+    }
+  }
+
+  async find(id: string): Promise<OrderRecord | undefined> {
+    const rows = await this.db.query<OrderRow>(`select ${ORDER_COLUMNS}, ${LINE_ITEMS} from orders o where o.id = $1`, [id]);
+    return rows[0] && toOrder(rows[0]);
+  }
+
+  /** The order with the claim under way on it (who holds it, with which token). */
+  async findWithClaim(id: string): Promise<OrderWithClaim | undefined> {
+    const rows = await this.db.query<ClaimRow>(`select ${ORDER_COLUMNS}, ${LINE_ITEMS}, ${CLAIM_COLUMNS} from orders o where o.id = $1`, [id]);
+    return rows[0] && toOrderWithClaim(rows[0]);
+  }
+
+  /** Just the total, or undefined for no such order. */
+  async totalOf(id: string): Promise<number | undefined> {
+    const rows = await this.db.query<{ total_cents: string }>(`select total_cents from orders where id = $1`, [id]);
+    return rows[0] && Number(rows[0].total_cents);
+  }
+
+  /**
+   * Newest first, keyset-paged on the insertion sequence: `beforeSeq` is the last sequence of the
+   * previous page. One statement text per combination of filters, so each gets a plan of its own
+   * (orders_status_seq_index for a status, the seq index otherwise).
+   */
+  async page(args: { status?: OrderStatus; beforeSeq?: string; limit: number }): Promise<OrderPage> {
+    const where: string[] = [];
+    const values: unknown[] = [];
+    if (args.status) where.push(`o.status = $${values.push(args.status)}`);
+    if (args.beforeSeq) where.push(`o.seq < $${values.push(args.beforeSeq)}`);
+    const limit = `$${values.push(args.limit + 1)}`;
+    const rows = await this.db.query<OrderRow & { seq: string }>(
+      `select ${ORDER_COLUMNS}, o.seq, ${LINE_ITEMS} from orders o
+       ${where.length > 0 ? `where ${where.join(' and ')}` : ''} order by o.seq desc limit ${limit}`,
+      values,
+    );
+    const page = rows.slice(0, args.limit);
+    return { orders: page.map(toOrder), lastSeq: rows.length > args.limit ? page[page.length - 1].seq : null };
+  }
+
+  /** Sets an order's status fields (inside a transaction that holds its row lock). */
+  async setStatus(id: string, change: OrderStatusFields): Promise<void> {
+    await this.db.query(
+      `update orders set status = $2, updated_at = $3, charged_at = $4, fulfilled_at = $5, cancelled_at = $6, cancel_reason = $7 where id = $1`,
+      [id, change.status, change.updatedAt, change.chargedAt, change.fulfilledAt, change.cancelledAt, change.cancelReason],
+    );
+  }
+
+  /** Locks the order's row for the rest of the transaction and returns it with its claim. */
+  async lock(id: string): Promise<OrderWithClaim | undefined> {
+    const rows = await this.db.query<ClaimRow>(`select ${ORDER_COLUMNS}, ${LINE_ITEMS}, ${CLAIM_COLUMNS} from orders o where o.id = $1 for update of o`, [id]);
+    return rows[0] && toOrderWithClaim(rows[0]);
+  }
+}
+
+const CLAIM_COLUMNS = 'o.operation, o.operation_owner, o.operation_token';
+type ClaimRow = OrderRow & { operation: string | null; operation_owner: number | null; operation_token: string | null };
+const toOrderWithClaim = (row: ClaimRow): OrderWithClaim => ({
+  ...toOrder(row),
+  operation: row.operation,
+  operationOwner: row.operation_owner,
+  operationToken: row.operation_token,
+});

@@ -1,0 +1,100 @@
+import type { Queryable } from './database.js';
+import type { PaymentRecord, PaymentState } from './records.js';
+
+// The payments journal: one row per call to the charge service, written before the call leaves.
+// The card token is stored so a refund can reuse it; it leaves this layer only towards the charge
+// service (journalRefund) and is never part of a PaymentRecord.
+
+const PAYMENT_COLUMNS = 'p.id, p.order_id, p.kind, p.amount_cents, p.state, p.created_at, p.updated_at, p.outcome, p.cancel_reason';
+
+interface PaymentRow {
+  id: string;
+  order_id: string;
+  kind: PaymentRecord['kind'];
+  amount_cents: string;
+  state: PaymentState;
+  created_at: Date;
+  updated_at: Date;
+  outcome: string | null;
+  cancel_reason: string | null;
+}
+
+const toPayment = (r: PaymentRow): PaymentRecord => ({
+  id: r.id,
+  orderId: r.order_id,
+  kind: r.kind,
+  amountCents: Number(r.amount_cents),
+  state: r.state,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+  outcome: r.outcome,
+  cancelReason: r.cancel_reason,
+});
+
+export class PaymentsRepository {
+  constructor(private readonly db: Queryable) {}
+
+  /**
+   * Writes the `started` refund of an order held by the claim `token`: the negated amount of its
+   * successful charge, to that charge's card, with the cancel's reason. Only while that very claim
+   * still holds the order (its row locked meanwhile): should another process have recovered the
+   * order, nothing is journaled (undefined), so nothing is sent.
+   */
+  async journalRefund(args: { orderId: string; token: string; paymentId: string; owner: number; cancelReason: string | null }) {
+    const rows = await this.db.query<{ card_token: string; amount_cents: string }>(
+      `with held as (select id from orders where id = $1 and operation_token = $2::uuid for update)
+       insert into payments (id, order_id, kind, amount_cents, card_token, state, owner, created_at, updated_at, cancel_reason)
+       select $3::uuid, p.order_id, 'refund', -p.amount_cents, p.card_token, 'started', $4, now(), now(), $5
+       from payments p join held on held.id = p.order_id where p.kind = 'charge' and p.state = 'succeeded'
+       order by p.created_at desc limit 1
+       returning card_token, amount_cents`,
+      [args.orderId, args.token, args.paymentId, args.owner, args.cancelReason],
+    );
+    return rows[0] && { cardToken: rows[0].card_token, amountCents: Number(rows[0].amount_cents) };
+  }
+
+  /** The order's payments that are still open (started or in doubt). */
+  async openOf(orderId: string): Promise<PaymentRecord[]> {
+    const rows = await this.db.query<PaymentRow>(`select ${PAYMENT_COLUMNS} from payments p where p.order_id = $1 and p.state in ('started', 'in_doubt')`, [orderId]);
+    return rows.map(toPayment);
+  }
+
+  async find(id: string): Promise<PaymentRecord | undefined> {
+    const rows = await this.db.query<PaymentRow>(`select ${PAYMENT_COLUMNS} from payments p where p.id = $1`, [id]);
+    return rows[0] && toPayment(rows[0]);
+  }
+
+  /** Locks the payment's row for the rest of the transaction. */
+  async lock(id: string): Promise<PaymentRecord | undefined> {
+    const rows = await this.db.query<PaymentRow>(`select ${PAYMENT_COLUMNS} from payments p where p.id = $1 for update`, [id]);
+    return rows[0] && toPayment(rows[0]);
+  }
+
+  async setOutcome(id: string, state: PaymentState, outcome: string, at: Date): Promise<void> {
+    await this.db.query(`update payments set state = $2, outcome = $3, updated_at = $4 where id = $1`, [id, state, outcome, at]);
+  }
+
+  /** Replaces `from`'s outcome of an in-doubt payment with what is known after all; false when it was not so. */
+  async correctInDoubt(id: string, from: string, to: { state: PaymentState; outcome: string }): Promise<boolean> {
+    const rows = await this.db.query<{ id: string }>(
+      `update payments set state = $2, outcome = $3, updated_at = now() where id = $1 and state = 'in_doubt' and outcome = $4 returning id`,
+      [id, to.state, to.outcome, from],
+    );
+    return rows.length === 1;
+  }
+
+  /** Adds `note` to an in-doubt payment's outcome; false when it is no longer in doubt. */
+  async noteOnInDoubt(id: string, note: string): Promise<boolean> {
+    const rows = await this.db.query<{ id: string }>(
+      `update payments set outcome = outcome || $2, updated_at = now() where id = $1 and state = 'in_doubt' returning id`,
+      [id, note],
+    );
+    return rows.length === 1;
+  }
+
+  /** Every payment whose outcome is unknown, oldest first. */
+  async inDoubt(): Promise<PaymentRecord[]> {
+    const rows = await this.db.query<PaymentRow>(`select ${PAYMENT_COLUMNS} from payments p where p.state = 'in_doubt' order by p.created_at, p.id`);
+    return rows.map(toPayment);
+  }
+}
