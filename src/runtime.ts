@@ -81,6 +81,8 @@ export async function openRuntime(config: Config, log: Logger, opts: { migrate: 
       await db.close();
       await ormRef.close(true);
       await stopDatabase();
+      // Log lines are written asynchronously (log.ts): whatever is still buffered goes out now.
+      await new Promise<void>((resolve) => log.flush(() => resolve()));
     },
   };
   try {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { Context } from 'openapi-backend';
-import type { HandlerArgs } from './app.js';
+import type { Handler } from './deps.js';
+import { sendJson } from './respond.js';
 import { createOrder, getOrder, listOrders, type NewOrderInput } from '../domain/orders.js';
 import type { OrderStatus } from '../domain/order-state.js';
 import { AppError, reconnecting } from '../domain/errors.js';
@@ -10,7 +10,6 @@ import { fulfillOrder } from '../domain/fulfill.js';
 import type { components } from '../generated/order-up.js';
 import { DOCS_HTML, SPEC_PATH } from './assets.js';
 
-type Handler = (c: Context, args: HandlerArgs) => Promise<void> | void;
 // Response bodies are checked against the types generated from the spec: drift fails `tsc`.
 type Schemas = components['schemas'];
 
@@ -18,11 +17,11 @@ const specText = readFileSync(SPEC_PATH, 'utf8');
 
 /** One handler per operationId of openapi/order-up.yaml; each reads like the feature it serves. */
 export const handlers: Record<string, Handler> = {
-  getHealth: (_c, { res }) => {
-    res.json({ status: 'ok' });
+  getHealth: (_r, { res }) => {
+    sendJson(res, 200, { status: 'ok' });
   },
 
-  getReady: async (_c, { deps, res }) => {
+  getReady: async (_r, { deps, res }) => {
     // Without its lease this process takes no new work (see db/process-lease.ts): not ready either.
     if (!deps.services.lease.held) throw reconnecting('not ready for traffic until it has a new lease.');
     try {
@@ -30,44 +29,45 @@ export const handlers: Record<string, Handler> = {
     } catch {
       throw new AppError('not_ready', 'The database cannot be reached.', { retryAfterSeconds: 5 });
     }
-    res.json({ status: 'ok' });
+    sendJson(res, 200, { status: 'ok' });
   },
 
-  getOpenApi: (_c, { res }) => {
+  getOpenApi: (_r, { res }) => {
     res.type('application/yaml').send(specText);
   },
 
-  getDocs: (_c, { res }) => {
+  getDocs: (_r, { res }) => {
     res.type('text/html').send(DOCS_HTML);
   },
 
-  createOrder: async (c, { ctx, res }) => {
-    const order = await createOrder(ctx, c.request.requestBody as NewOrderInput);
-    res.status(201).location(`/orders/${encodeURIComponent(order.id)}`).json({ order } satisfies Schemas['OrderEnvelope']);
+  createOrder: async (r, { ctx, res }) => {
+    const order = await createOrder(ctx, r.body as NewOrderInput);
+    res.setHeader('Location', `/orders/${encodeURIComponent(order.id)}`);
+    sendJson(res, 201, { order } satisfies Schemas['OrderEnvelope']);
   },
 
-  getOrder: async (c, { ctx, res }) => {
-    res.json({ order: await getOrder(ctx, String(c.request.params.id)) } satisfies Schemas['OrderEnvelope']);
+  getOrder: async (r, { ctx, res }) => {
+    sendJson(res, 200, { order: await getOrder(ctx, r.params.id) } satisfies Schemas['OrderEnvelope']);
   },
 
-  chargeOrder: async (c, { ctx, res }) => {
-    const body = c.request.requestBody as Schemas['ChargeRequest'];
-    res.json((await chargeOrder(ctx, String(c.request.params.id), body.cardToken)) satisfies Schemas['ChargeResult']);
+  chargeOrder: async (r, { ctx, res }) => {
+    const body = r.body as Schemas['ChargeRequest'];
+    sendJson(res, 200, (await chargeOrder(ctx, r.params.id, body.cardToken)) satisfies Schemas['ChargeResult']);
   },
 
-  cancelOrder: async (c, { ctx, res }) => {
-    const body = (c.request.requestBody ?? {}) as Schemas['CancelRequest'];
-    res.json((await cancelOrder(ctx, String(c.request.params.id), body.reason)) satisfies Schemas['CancelResult']);
+  cancelOrder: async (r, { ctx, res }) => {
+    const body = (r.body ?? {}) as Schemas['CancelRequest'];
+    sendJson(res, 200, (await cancelOrder(ctx, r.params.id, body.reason)) satisfies Schemas['CancelResult']);
   },
 
-  fulfillOrder: async (c, { ctx, res }) => {
-    res.json((await fulfillOrder(ctx, String(c.request.params.id))) satisfies Schemas['OrderEnvelope']);
+  fulfillOrder: async (r, { ctx, res }) => {
+    sendJson(res, 200, (await fulfillOrder(ctx, r.params.id)) satisfies Schemas['OrderEnvelope']);
   },
 
-  listOrders: async (c, { ctx, res }) => {
-    const q = c.request.query as { status?: OrderStatus; limit?: number | string; cursor?: string };
+  listOrders: async (r, { ctx, res }) => {
+    const q = r.query as { status?: OrderStatus; limit?: number | string; cursor?: string };
     const page = await listOrders(ctx, { status: q.status, limit: q.limit === undefined ? undefined : Number(q.limit), cursor: q.cursor });
-    res.json(page satisfies Schemas['OrderPage']);
+    sendJson(res, 200, page satisfies Schemas['OrderPage']);
   },
 };
 

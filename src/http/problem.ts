@@ -73,6 +73,7 @@ export function sendProblem(res: Response, err: unknown, log?: Logger): void {
   if (problem.status >= 500 && !(err instanceof AppError)) log?.error({ err }, 'unhandled error');
   if (problem.code === 'unauthorized') res.setHeader('WWW-Authenticate', 'Bearer realm="order-up staff"');
   if (retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(retryAfterSeconds));
+  if (err instanceof AppError && err.extra.allow) res.setHeader('Allow', err.extra.allow);
   res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
 }
 
