@@ -16,6 +16,8 @@ export interface Config {
   leasePingMs: number;
   leaseSilentLimitMs: number;
   corsOrigins: string[];
+  /** How long an Idempotency-Key's answer is kept (ORDER_UP_IDEMPOTENCY_TTL_HOURS). */
+  idempotencyTtlMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -28,6 +30,17 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number
     throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
   }
   return value;
+}
+
+/** A positive number of hours (fractions allowed, for short-lived test set-ups), in milliseconds. */
+function hours(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback * 3_600_000;
+  const value = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw.trim()) || !(value > 0) || value > 8760) {
+    throw new ConfigError(`${name} must be a number of hours above 0 and at most 8760, got "${raw}"`);
+  }
+  return Math.round(value * 3_600_000);
 }
 
 function list(raw: string | undefined): string[] {
@@ -51,5 +64,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leasePingMs: int(env, 'ORDER_UP_LEASE_PING_MS', 5000, 50, 600000),
     leaseSilentLimitMs: int(env, 'ORDER_UP_LEASE_SILENT_LIMIT_MS', 60000, 1000, 3600000),
     corsOrigins: list(env.CORS_ORIGINS),
+    idempotencyTtlMs: hours(env, 'ORDER_UP_IDEMPOTENCY_TTL_HOURS', 24),
   };
 }

@@ -3,20 +3,21 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { startEmbeddedDatabase } from './db/embedded.js';
 import { DataAccess } from './db/data-access.js';
-import { migrate, openOrm, type Orm } from './db/orm.js';
+import { applyMigrations } from './db/schema.js';
 import { Lease } from './db/process-lease.js';
 import type { DomainContext, Services } from './domain/context.js';
 import { recoverAbandonedWork } from './domain/exclusive.js';
+import { purgeExpiredKeys } from './domain/idempotency.js';
 import { ChargeLock } from './upstream/charge-lock.js';
 import { ChargeService } from './upstream/charge-service.js';
 import { FulfillmentService } from './upstream/fulfillment-service.js';
+
+const PURGE_EVERY_MS = 60_000;
 
 /** The long-lived parts of one order-up process (server or CLI run), and how to let go of them. */
 export interface Runtime {
   config: Config;
   log: Logger;
-  /** MikroORM: the schema and its migrations (and tests' direct looks at the tables). */
-  orm: Orm;
   /** The data-access layer every domain function works through. */
   db: DataAccess;
   databaseUrl: string;
@@ -41,17 +42,14 @@ export async function openRuntime(config: Config, log: Logger, opts: { migrate: 
     stopDatabase = db.stop;
   }
   const url = databaseUrl;
-  let orm: Orm | undefined;
   let lease: Lease | undefined;
   try {
-    orm = await openOrm(url);
     if (opts.migrate) {
-      const applied = await migrate(orm, url);
+      const applied = await applyMigrations(url);
       if (applied.length > 0) log.info({ applied }, 'applied database migrations');
     }
     lease = await Lease.acquire(url, log, { pingMs: config.leasePingMs, silentLimitMs: config.leaseSilentLimitMs });
   } catch (err) {
-    await orm?.close(true);
     await stopDatabase();
     throw err;
   }
@@ -62,29 +60,33 @@ export async function openRuntime(config: Config, log: Logger, opts: { migrate: 
     },
     lease: leaseRef,
     activeClaims: new Set(),
+    activeKeys: new Map(),
     charge: new ChargeService(config.chargeServiceUrl, config.upstreamTimeoutMs, config.chargeQueueMax, new ChargeLock(url)),
     fulfillment: new FulfillmentService(config.fulfillmentServiceUrl, config.upstreamTimeoutMs),
   };
-  const ormRef = orm;
   const db = new DataAccess(url);
   const rt: Runtime = {
     config,
     log,
-    orm: ormRef,
     db,
     databaseUrl: url,
     services,
     context: (l = log) => ({ db, log: l, services }),
     async close() {
+      clearInterval(purge);
       await services.charge.close();
       await leaseRef.release();
       await db.close();
-      await ormRef.close(true);
       await stopDatabase();
       // Log lines are written asynchronously (log.ts): whatever is still buffered goes out now.
       await new Promise<void>((resolve) => log.flush(() => resolve()));
     },
   };
+  // Expired Idempotency-Key answers are purged in the background (a replay after expiry runs as new
+  // whether or not its row is gone yet).
+  const purge = setInterval(() => {
+    purgeExpiredKeys(rt.context()).catch((err: unknown) => log.warn({ err }, 'could not purge expired idempotency keys'));
+  }, PURGE_EVERY_MS).unref();
   try {
     await recoverAbandonedWork(rt.context());
   } catch (err) {

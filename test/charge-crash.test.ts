@@ -85,7 +85,7 @@ test('when the server gets SIGTERM with charges queued, then it answers every on
     await fake.received(before + 1);
     // Every charge is journaled (so queued) before the signal.
     await until(async () => {
-      const rows = await observer.rt.orm.em.getConnection().execute<{ n: string }[]>(`select count(*) as n from payments`);
+      const rows = await observer.db.execute<{ n: string }[]>(`select count(*) as n from payments`);
       return Number(rows[0].n) === 5;
     });
     server.child.kill('SIGTERM');
@@ -156,9 +156,8 @@ test('when the process loses its lease while a charge waits in its queue, then t
     await until(async () => (await storedPayments(observer, b)).length === 1); // journaled, waiting its turn
 
     // Only the child's lease connection goes: the database stays up, and the child takes a new lease at once.
-    const [{ owner }] = await observer.rt.orm.em.getConnection().execute<{ owner: number }[]>('select owner from payments where order_id = ?', [b]);
-    await observer.rt.orm.em
-      .getConnection()
+    const [{ owner }] = await observer.db.execute<{ owner: number }[]>('select owner from payments where order_id = ?', [b]);
+    await observer.db
       .execute(
         `select pg_terminate_backend(l.pid) from pg_locks l where l.locktype = 'advisory' and l.classid = 7100 and l.objid = ? and l.granted`,
         [owner],
@@ -189,7 +188,7 @@ test('when the process loses its lease while a charge waits in its queue, then t
 
 /** Ends the lease connection of the process that owns `orderId`'s operation (the database stays up). */
 async function cutLeaseOfOwner(observer: Awaited<ReturnType<typeof startTestApp>>, orderId: string): Promise<void> {
-  const db = observer.rt.orm.em.getConnection();
+  const db = observer.db;
   const [{ owner }] = await db.execute<{ owner: number }[]>('select operation_owner as owner from orders where id = ?', [orderId]);
   await db.execute(`select pg_terminate_backend(l.pid) from pg_locks l where l.locktype = 'advisory' and l.classid = 7100 and l.objid = ? and l.granted`, [owner]);
 }
@@ -232,7 +231,7 @@ test('when another process recovers an order while its refund is being journaled
   const databaseUrl = await freshDatabaseUrl('lease_refund');
   const server = await startChildServer(childEnv(databaseUrl));
   const observer = await startTestApp({ databaseUrl, chargeUrl: fake.url });
-  const db = observer.rt.orm.em.getConnection();
+  const db = observer.db;
   try {
     const id = (await call(server.url, 'POST', '/orders', { body: newOrder() })).body.order.id as string;
     expect((await call(server.url, 'POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_refund' } })).status).toBe(200);
@@ -277,8 +276,7 @@ test('when the lease connection only answers slowly, then the process stops taki
   const server = await startChildServer({ ...childEnv(proxy.urlFor(databaseUrl)), ORDER_UP_LEASE_PING_MS: '200' });
   const observer = await startTestApp({ databaseUrl, chargeUrl: fake.url });
   const leases = async () => {
-    const [row] = await observer.rt.orm.em
-      .getConnection()
+    const [row] = await observer.db
       .execute<{ n: string }[]>(
         `select count(*) as n from pg_locks l join pg_stat_activity a on a.pid = l.pid where l.locktype = 'advisory' and l.classid = 7100 and l.granted and a.application_name = 'order-up lease'`,
       );

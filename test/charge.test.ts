@@ -205,7 +205,7 @@ describe('when the charge service fails', () => {
 
   test('when the outcome cannot be recorded, then 502 payment_in_doubt (not a bare 500), the payment is in doubt and the order released', async () => {
     const order = await pendingOrder();
-    const db = app.rt.orm.em.getConnection();
+    const db = app.db;
     // The database refuses to record a success (as an outage would); marking in doubt still works.
     await db.execute(`create function order_up_test_refuse() returns trigger language plpgsql as $$ begin raise exception 'refused by the test'; end $$`);
     await db.execute(`create trigger order_up_test_refuse before update on payments for each row when (new.state = 'succeeded') execute function order_up_test_refuse()`);
@@ -414,8 +414,7 @@ describe('concurrency', () => {
 describe('recovery of orders this process left behind', () => {
   test('when an order was left claimed by this process after a failure, then the next operation recovers it', async () => {
     const order = await pendingOrder();
-    await app.rt.orm.em
-      .getConnection()
+    await app.db
       .execute(`update orders set operation = 'charge', operation_owner = ?, operation_token = gen_random_uuid() where id = ?`, [app.rt.services.processKey, order.id]);
     const res = await charge(order.id);
     expect(res.status).toBe(200);
@@ -424,8 +423,7 @@ describe('recovery of orders this process left behind', () => {
 
   test('when a payment was left started on an order nobody holds, then it is treated as in doubt and nothing is sent', async () => {
     const order = await pendingOrder();
-    await app.rt.orm.em
-      .getConnection()
+    await app.db
       .execute(
         `insert into payments (id, order_id, kind, amount_cents, card_token, state, owner, created_at, updated_at)
          values (gen_random_uuid(), ?, 'charge', 3300, 'tok_left', 'started', ?, now(), now())`,
@@ -445,7 +443,7 @@ describe('recovery of orders this process left behind', () => {
     const current = '00000000-0000-4000-8000-000000000001';
     const stale = '00000000-0000-4000-8000-000000000002';
     const { claims } = app.rt.db;
-    await app.rt.orm.em.getConnection().execute(`update orders set operation = 'fulfill', operation_owner = ?, operation_token = ? where id = ?`, [processKey, current, order.id]);
+    await app.db.execute(`update orders set operation = 'fulfill', operation_owner = ?, operation_token = ? where id = ?`, [processKey, current, order.id]);
     await claims.abandon({ id: order.id, token: stale, owner: processKey, state: 'in_doubt', outcome: 'x' });
     const change = { status: 'cancelled' as const, updatedAt: new Date(), chargedAt: null, fulfilledAt: null, cancelledAt: new Date(), cancelReason: null };
     expect(await claims.finish({ id: order.id, token: stale, change })).toBe(false);

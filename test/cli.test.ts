@@ -91,7 +91,7 @@ async function statusOf(id: string): Promise<string> {
 }
 
 async function paymentsOf(orderId: string) {
-  return app.rt.orm.em.getConnection().execute<{ id: string; kind: string; amount_cents: string; state: string; outcome: string | null }[]>(
+  return app.db.execute<{ id: string; kind: string; amount_cents: string; state: string; outcome: string | null }[]>(
     'select id, kind, amount_cents, state, outcome from payments where order_id = ? order by created_at',
     [orderId],
   );

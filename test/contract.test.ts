@@ -557,6 +557,45 @@ describe('(a) the app behind a validating Prism proxy', () => {
   });
 });
 
+describe('(a2) Idempotency-Key through the validating proxy', () => {
+  test('a replay (Idempotent-Replayed), 409 idempotency_key_in_use while the first runs, 422 idempotency_key_reused, 400 for a malformed key', async () => {
+    const id = await createdOrder();
+    const other = await createdOrder();
+    const key = uniqueId('idem');
+    const headers = { 'idempotency-key': key };
+    charge.next({ status: 201, delayMs: 300 });
+    const before = charge.calls.length;
+    const first = send('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_visa' }, headers });
+    await charge.received(before + 1);
+    const inUse = await send('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_visa' }, headers });
+    expectAnswer(inUse, 409, 'idempotency_key_in_use');
+    expect(inUse.headers.get('retry-after')).toBe('1');
+    const answered = await first;
+    expectAnswer(answered, 200);
+    const replay = await send('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_visa' }, headers });
+    expectAnswer(replay, 200);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(replay.body).toEqual(answered.body);
+    expectAnswer(await send('POST', `/orders/${other}/charge`, { body: { cardToken: 'tok_visa' }, headers }), 422, 'idempotency_key_reused');
+    expect(charge.calls.length).toBe(before + 1);
+    const malformed = await sendInvalid('POST', `/orders/${other}/charge`, { body: { cardToken: 'tok_visa' }, headers: { 'idempotency-key': 'has space' } });
+    expectAnswer(malformed, 400, 'invalid_request');
+    expect(malformed.body.errors).toEqual([expect.objectContaining({ path: '/header/Idempotency-Key' })]);
+  });
+
+  test('the Prism mock of the spec serves both codes and the replay header', async () => {
+    const mock = await prism(['mock', 'openapi/order-up.yaml']);
+    const headers = { 'idempotency-key': 'k-1' };
+    const inUse = await call(mock.url, 'POST', '/orders/abc/charge', { body: { cardToken: 'tok_visa' }, headers: { ...headers, prefer: 'code=409, example=idempotency_key_in_use' } });
+    expect([inUse.status, inUse.body.code]).toEqual([409, 'idempotency_key_in_use']);
+    const reused = await call(mock.url, 'POST', '/orders', { body: newOrder(), headers: { ...headers, prefer: 'code=422' } });
+    expect([reused.status, reused.body.code]).toEqual([422, 'idempotency_key_reused']);
+    const ok = await call(mock.url, 'POST', '/orders/abc/charge', { body: { cardToken: 'tok_visa' }, headers: { ...headers, prefer: 'code=200' } });
+    expect(ok.status).toBe(200);
+    await mock.stop();
+  });
+});
+
 describe('(b) what order-up sends matches the upstream contracts (Prism mocks with --errors)', () => {
   test('ChargeService: a charge and a refund are accepted; a request breaking the contract is not', async () => {
     const svc = new ChargeService(chargeMock.url, 5000, 10, new ChargeLock(await freshDatabaseUrl('contract_charge_lock')));

@@ -48,7 +48,7 @@ afterAll(async () => {
 });
 
 async function sql<T = Record<string, unknown>>(query: string, params: unknown[] = []): Promise<T[]> {
-  return (await app.rt.orm.em.getConnection().execute(query, params)) as T[];
+  return (await app.db.execute(query, params)) as T[];
 }
 
 async function orderCount(): Promise<number> {
@@ -259,7 +259,7 @@ describe('when secrets pass through the app, then no log line contains them', ()
 
 describe('when a database statement fails with a card token among its values', () => {
   test('when storing the payment fails, then 500 internal_error, the order stays pending, and the logged error omits the token', async () => {
-    const conn = app.rt.orm.em.getConnection();
+    const conn = app.db;
     // Make the payments journal refuse inserts: the statement that fails then carries the card token.
     await conn.execute(`create function edge_refuse() returns trigger language plpgsql as $$ begin raise exception 'refused by test trigger'; end $$`);
     await conn.execute(`create trigger edge_refuse before insert on payments for each row execute function edge_refuse()`);

@@ -48,14 +48,13 @@ async function refundInDoubt(): Promise<{ orderId: string; paymentId: string }> 
 }
 
 async function paymentOf(orderId: string, kind: string): Promise<string> {
-  const rows = await app.rt.orm.em
-    .getConnection()
+  const rows = await app.db
     .execute<{ id: string }[]>('select id from payments where order_id = ? and kind = ? order by created_at desc limit 1', [orderId, kind]);
   return rows[0].id;
 }
 
 async function stored(paymentId: string) {
-  const rows = await app.rt.orm.em.getConnection().execute<{ state: string; outcome: string; order_id: string; status: string; charged_at: Date | null; operation: string | null }[]>(
+  const rows = await app.db.execute<{ state: string; outcome: string; order_id: string; status: string; charged_at: Date | null; operation: string | null }[]>(
     `select p.state, p.outcome, p.order_id, o.status, o.charged_at, o.operation
        from payments p join orders o on o.id = p.order_id where p.id = ?`,
     [paymentId],

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
 import { migrate, openOrm, type Orm } from '../src/db/orm.js';
 import { migrationsList } from '../src/db/migrations/index.js';
+import { applyMigrations, pendingMigrations } from '../src/db/schema.js';
 import { dropDatabaseUrl, freshDatabaseUrl } from './support/test-db.js';
 
 const run = promisify(execFile);
@@ -40,7 +41,7 @@ async function expectSchemaOnce(url: string): Promise<void> {
     const applied = await c.query<{ name: string }>('select name from mikro_orm_migrations order by id');
     expect(applied.rows.map((r) => r.name.replace(/\.[jt]s$/, ''))).toEqual(MIGRATIONS);
     const tables = await c.query<{ tablename: string }>(`select tablename from pg_tables where schemaname = 'public' order by tablename`);
-    expect(tables.rows.map((r) => r.tablename)).toEqual(['line_items', 'mikro_orm_migrations', 'orders', 'payments']);
+    expect(tables.rows.map((r) => r.tablename)).toEqual(['idempotency_keys', 'line_items', 'mikro_orm_migrations', 'orders', 'payments']);
     const seqs = await c.query<{ n: string }>(`select count(*) as n from pg_sequences where schemaname = 'public' and sequencename in ('orders_seq_seq', 'order_up_process_key')`);
     expect(Number(seqs.rows[0].n)).toBe(2);
     // And it works: an order can be stored.
@@ -48,6 +49,17 @@ async function expectSchemaOnce(url: string): Promise<void> {
     await c.query(`delete from orders where id = 'm1'`);
   });
 }
+
+describe('pending migrations', () => {
+  test('when the database is new, then every migration is pending; once applied, none is and nothing is applied again', async () => {
+    const url = await freshDb();
+    expect(await pendingMigrations(url)).toEqual(MIGRATIONS);
+    expect(await applyMigrations(url)).toEqual(MIGRATIONS);
+    await expectSchemaOnce(url);
+    expect(await pendingMigrations(url)).toEqual([]);
+    expect(await applyMigrations(url)).toEqual([]);
+  });
+});
 
 describe('when migrations are applied in-process', () => {
   const orms: Orm[] = [];

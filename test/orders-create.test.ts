@@ -10,7 +10,7 @@ afterAll(async () => {
 });
 
 async function sql<T = Record<string, unknown>>(query: string, params: unknown[] = []): Promise<T[]> {
-  return (await app.rt.orm.em.getConnection().execute(query, params)) as T[];
+  return (await app.db.execute(query, params)) as T[];
 }
 
 async function counts(): Promise<{ orders: number; lineItems: number }> {
@@ -321,7 +321,7 @@ describe('when it comes to order IDs', () => {
       expect(encodeURIComponent(id)).toBe(id);
     }
     expect(new Set(ids).size).toBe(ids.length);
-    const [row] = await sql<{ n: string }>('select count(*) as n from orders where id in (?)', [ids]);
+    const [row] = await sql<{ n: string }>('select count(*) as n from orders where id = any(?)', [ids]);
     expect(Number(row.n)).toBe(ids.length);
   });
 });

@@ -10,7 +10,7 @@ afterAll(async () => {
 });
 
 async function sql<T = Record<string, unknown>>(query: string, params: unknown[] = []): Promise<T[]> {
-  return (await app.rt.orm.em.getConnection().execute(query, params)) as T[];
+  return (await app.db.execute(query, params)) as T[];
 }
 
 /** Ids of all stored orders, newest first (by insertion sequence), optionally of one status. */
@@ -171,8 +171,8 @@ describe('when staff list orders', () => {
     // Statuses are set in the database directly: moving orders on is other suites' business.
     const charged = all.filter((_, i) => i % 3 === 0);
     const cancelled = all.filter((_, i) => i % 7 === 1);
-    await sql(`update orders set status = 'charged' where id in (?)`, [charged]);
-    await sql(`update orders set status = 'cancelled' where id in (?)`, [cancelled]);
+    await sql(`update orders set status = 'charged' where id = any(?)`, [charged]);
+    await sql(`update orders set status = 'cancelled' where id = any(?)`, [cancelled]);
     try {
       for (const status of ['charged', 'cancelled', 'pending', 'fulfilled']) {
         const pages = await pageThrough(`?status=${status}&limit=11`);
@@ -200,7 +200,7 @@ describe('when staff list orders', () => {
     const orders = reply.body.orders as { id: string; lineItems: { description: string; priceCents: number; quantity: number }[]; totalCents: number }[];
     expect(new Set(orders.map((o) => o.id))).toEqual(new Set(made));
     const stored = await sql<{ order_id: string; description: string; price_cents: string; quantity: number }>(
-      'select order_id, description, price_cents, quantity from line_items where order_id in (?) order by order_id, position',
+      'select order_id, description, price_cents, quantity from line_items where order_id = any(?) order by order_id, position',
       [made],
     );
     for (const order of orders) {

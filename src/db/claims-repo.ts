@@ -105,11 +105,12 @@ export class ClaimsRepository {
     );
   }
 
-  /** The owners (process keys) of every claim and `started` payment. */
+  /** The owners (process keys) of every claim, `started` payment and running idempotency key. */
   async owners(): Promise<number[]> {
     const rows = await this.db.query<{ owner: number }>(
       `select distinct owner from payments where state = 'started'
-       union select distinct operation_owner from orders where operation_owner is not null`,
+       union select distinct operation_owner from orders where operation_owner is not null
+       union select distinct owner from idempotency_keys where owner is not null`,
     );
     return rows.map((r) => r.owner);
   }
@@ -117,7 +118,7 @@ export class ClaimsRepository {
 
 /**
  * Everything a process that is gone left behind: its claims on orders are released, then its
- * `started` payments become `in_doubt`. Two statements, in this order, in one transaction: a refund
+ * `started` payments become `in_doubt`, and its running idempotency keys are freed. Two statements, in this order, in one transaction: a refund
  * is journaled only while its order is held (and locked) by its claim, so once the first statement
  * has released the claims no new payment of `owner` can appear, and the second - with a snapshot of
  * its own under READ COMMITTED - sees every one that did. Returns how many payments became in doubt.
@@ -129,6 +130,9 @@ export async function recoverOwnerWork(db: Database, owner: number, outcome: str
       `update payments set state = 'in_doubt', outcome = $1, updated_at = now() where owner = $2 and state = 'started' returning id`,
       [outcome, owner],
     );
+    // Its running idempotency keys are freed with it: a retry runs, and meets payment_in_doubt
+    // where money may have moved.
+    await tx.query(`delete from idempotency_keys where state = 'running' and owner = $1`, [owner]);
     return rows.length;
   });
 }

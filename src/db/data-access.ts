@@ -1,5 +1,6 @@
 import { ClaimsRepository, recoverOwnerWork } from './claims-repo.js';
 import { Database, type DatabaseOptions } from './database.js';
+import { IdempotencyRepository } from './idempotency-repo.js';
 import { OrdersRepository } from './orders-repo.js';
 import { PaymentsRepository } from './payments-repo.js';
 import { LOCK_NS_PROCESS } from './process-lease.js';
@@ -9,6 +10,7 @@ export interface Repositories {
   orders: OrdersRepository;
   payments: PaymentsRepository;
   claims: ClaimsRepository;
+  idempotency: IdempotencyRepository;
 }
 
 /**
@@ -19,6 +21,7 @@ export class DataAccess implements Repositories {
   readonly orders: OrdersRepository;
   readonly payments: PaymentsRepository;
   readonly claims: ClaimsRepository;
+  readonly idempotency: IdempotencyRepository;
   private readonly db: Database;
 
   constructor(url: string, opts: DatabaseOptions = {}) {
@@ -26,12 +29,13 @@ export class DataAccess implements Repositories {
     this.orders = new OrdersRepository(this.db);
     this.payments = new PaymentsRepository(this.db);
     this.claims = new ClaimsRepository(this.db);
+    this.idempotency = new IdempotencyRepository(this.db);
   }
 
   /** Runs `work` on repositories bound to one transaction. */
   transaction<T>(work: (tx: Repositories) => Promise<T>): Promise<T> {
     return this.db.transaction((q) =>
-      work({ orders: new OrdersRepository(q), payments: new PaymentsRepository(q), claims: new ClaimsRepository(q) }),
+      work({ orders: new OrdersRepository(q), payments: new PaymentsRepository(q), claims: new ClaimsRepository(q), idempotency: new IdempotencyRepository(q) }),
     );
   }
 

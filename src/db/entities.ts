@@ -113,4 +113,35 @@ export const PaymentSchema = new EntitySchema<Payment>({
   },
 });
 
-export const entities = [OrderSchema, LineItemSchema, PaymentSchema];
+/** A stored answer for an Idempotency-Key (see db/idempotency-repo.ts). */
+export class IdempotencyKey {
+  caller!: string;
+  key!: string;
+  fingerprint!: string;
+  state!: 'running' | 'done';
+  owner: number | null = null;
+  status: number | null = null;
+  body: string | null = null;
+  location: string | null = null;
+  createdAt!: Date;
+  expiresAt!: Date;
+}
+
+export const IdempotencyKeySchema = new EntitySchema<IdempotencyKey>({
+  class: IdempotencyKey,
+  tableName: 'idempotency_keys',
+  properties: {
+    caller: { type: 'string', primary: true, length: 80 },
+    key: { type: 'string', primary: true, length: 255 },
+    fingerprint: { type: 'string', columnType: 'char(64)' },
+    state: { type: 'string', length: 8 },
+    owner: { type: 'integer', nullable: true },
+    status: { type: 'integer', nullable: true },
+    body: { type: 'string', columnType: 'text', nullable: true },
+    location: { type: 'string', columnType: 'text', nullable: true },
+    createdAt: { type: 'Date', columnType: 'timestamptz' },
+    expiresAt: { type: 'Date', columnType: 'timestamptz' },
+  },
+});
+
+export const entities = [OrderSchema, LineItemSchema, PaymentSchema, IdempotencyKeySchema];

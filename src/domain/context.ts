@@ -11,6 +11,8 @@ export interface Services {
   lease: { readonly held: boolean; holds(key: number): boolean; isOwn(owner: number): boolean };
   /** Tokens of the claims this process is working under right now (see domain/exclusive.ts). */
   activeClaims: Set<string>;
+  /** Idempotency keys this process is taking or running a request under, with how many of its requests do. */
+  activeKeys: Map<string, number>;
   charge: ChargeService;
   fulfillment: FulfillmentService;
 }

@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'payment_in_doubt'
   | 'payment_not_found'
   | 'payment_not_in_doubt'
+  | 'idempotency_key_in_use'
+  | 'idempotency_key_reused'
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'charge_failed'

@@ -161,7 +161,7 @@ async function refuseUnlessAbandoned(ctx: DomainContext, order: OrderWithClaim):
  * reached the charge service - never guess), and its claims on orders are released. Safe to run
  * from several processes at once: it only touches rows still owned by `owner`.
  */
-async function recoverOwner(ctx: DomainContext, owner: number): Promise<number> {
+export async function recoverOwner(ctx: DomainContext, owner: number): Promise<number> {
   const doubted = await ctx.db.recoverOwner(owner, RECOVERED_OUTCOME);
   if (doubted > 0) ctx.log.warn({ owner, payments: doubted }, 'payments left started by a stopped process are now in doubt');
   return doubted;
@@ -177,4 +177,4 @@ export async function recoverAbandonedWork(ctx: DomainContext): Promise<number> 
 }
 
 /** A process is alive while it holds its lease; this one is, by definition. */
-const isOwnerAlive = (ctx: DomainContext, owner: number) => owner === ctx.services.processKey || ctx.db.isOwnerAlive(owner);
+export const isOwnerAlive = (ctx: DomainContext, owner: number) => owner === ctx.services.processKey || ctx.db.isOwnerAlive(owner);

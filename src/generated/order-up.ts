@@ -474,8 +474,10 @@ export interface components {
          *     | 409 | `order_cancelled` | Order is cancelled | fulfill on a cancelled order |
          *     | 409 | `operation_in_progress` | Operation in progress | another charge, cancel or fulfill of the same order is under way |
          *     | 409 | `payment_in_doubt` | Payment in doubt | an earlier charge or refund of this order has an unknown outcome; staff must resolve it first |
+         *     | 409 | `idempotency_key_in_use` | Idempotency key in use | the first request with this `Idempotency-Key` is still running; with `Retry-After: 1` |
          *     | 413 | `payload_too_large` | Payload too large | the request body is larger than 1 MB |
          *     | 415 | `unsupported_media_type` | Unsupported media type | a request body that is not `application/json` |
+         *     | 422 | `idempotency_key_reused` | Idempotency key reused | this `Idempotency-Key` was used for a different request (method, path or body) |
          *     | 500 | `internal_error` | Internal error | anything else; the detail never leaks internals |
          *     | 502 | `charge_failed` | Charge failed | the charge service failed (nothing happened) or could not be reached |
          *     | 502 | `payment_in_doubt` | Payment in doubt | the connection broke after a charge or refund was sent, or order-up could not record its outcome: outcome unknown |
@@ -485,7 +487,7 @@ export interface components {
          *     | 504 | `upstream_timeout` | Upstream timeout | an upstream call timed out; a charge or refund that timed out is in doubt |
          * @enum {string}
          */
-        ProblemCode: "invalid_request" | "invalid_total" | "unauthorized" | "payment_declined" | "order_not_found" | "not_found" | "method_not_allowed" | "order_exists" | "order_not_pending" | "order_fulfilled" | "order_not_charged" | "order_cancelled" | "operation_in_progress" | "payment_in_doubt" | "payload_too_large" | "unsupported_media_type" | "internal_error" | "charge_failed" | "fulfillment_failed" | "charge_queue_full" | "not_ready" | "upstream_timeout";
+        ProblemCode: "invalid_request" | "invalid_total" | "unauthorized" | "payment_declined" | "order_not_found" | "not_found" | "method_not_allowed" | "order_exists" | "order_not_pending" | "order_fulfilled" | "order_not_charged" | "order_cancelled" | "operation_in_progress" | "payment_in_doubt" | "idempotency_key_in_use" | "payload_too_large" | "unsupported_media_type" | "idempotency_key_reused" | "internal_error" | "charge_failed" | "fulfillment_failed" | "charge_queue_full" | "not_ready" | "upstream_timeout";
         /** @description One validation failure. */
         ValidationError: {
             /**
@@ -643,6 +645,16 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description `idempotency_key_reused`: the `Idempotency-Key` was used before for a different request (another method, path or body). Nothing was done. */
+        IdempotencyKeyReused: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description `payload_too_large`: the request body is larger than 1 MB. Nothing was done. */
         PayloadTooLarge: {
             headers: {
@@ -746,6 +758,13 @@ export interface components {
     };
     parameters: {
         /**
+         * @description Makes a retry of this request safe: a repeat with the same key and the same request gets
+         *     the first answer back (`Idempotent-Replayed: true`) and does nothing again. 1 to 255
+         *     printable ASCII characters without spaces; a new key per attempt. See "Retrying safely".
+         * @example 9b1d2f4e-6c3a-4f5b-8e7d-0a1b2c3d4e5f
+         */
+        IdempotencyKey: string;
+        /**
          * @description The order's ID.
          * @example 3q2-7wEBpZf0aWk1R9cTnA
          */
@@ -769,6 +788,11 @@ export interface components {
     };
     requestBodies: never;
     headers: {
+        /**
+         * @description `true` when this is the stored answer of an earlier request with the same `Idempotency-Key`: nothing was done again.
+         * @example true
+         */
+        IdempotentReplayed: "true";
         /**
          * @description Identifies this request in the server's logs; sent on every response, success or error.
          *     Quote it when reporting a problem.
@@ -919,7 +943,15 @@ export interface operations {
     createOrder: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry of this request safe: a repeat with the same key and the same request gets
+                 *     the first answer back (`Idempotent-Replayed: true`) and does nothing again. 1 to 255
+                 *     printable ASCII characters without spaces; a new key per attempt. See "Retrying safely".
+                 * @example 9b1d2f4e-6c3a-4f5b-8e7d-0a1b2c3d4e5f
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -937,6 +969,7 @@ export interface operations {
                      * @example /orders/3q2-7wEBpZf0aWk1R9cTnA
                      */
                     Location: string;
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
@@ -948,6 +981,7 @@ export interface operations {
             409: components["responses"]["OrderExists"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -984,7 +1018,15 @@ export interface operations {
     chargeOrder: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry of this request safe: a repeat with the same key and the same request gets
+                 *     the first answer back (`Idempotent-Replayed: true`) and does nothing again. 1 to 255
+                 *     printable ASCII characters without spaces; a new key per attempt. See "Retrying safely".
+                 * @example 9b1d2f4e-6c3a-4f5b-8e7d-0a1b2c3d4e5f
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 /**
                  * @description The order's ID.
@@ -1003,6 +1045,7 @@ export interface operations {
             /** @description The order was charged (or had a zero total) and is now `charged`. */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
@@ -1016,6 +1059,7 @@ export interface operations {
             409: components["responses"]["ChargeConflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ChargeServiceFailed"];
             503: components["responses"]["ChargeQueueFull"];
@@ -1025,7 +1069,15 @@ export interface operations {
     cancelOrder: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry of this request safe: a repeat with the same key and the same request gets
+                 *     the first answer back (`Idempotent-Replayed: true`) and does nothing again. 1 to 255
+                 *     printable ASCII characters without spaces; a new key per attempt. See "Retrying safely".
+                 * @example 9b1d2f4e-6c3a-4f5b-8e7d-0a1b2c3d4e5f
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 /**
                  * @description The order's ID.
@@ -1044,6 +1096,7 @@ export interface operations {
             /** @description The order is `cancelled` (now or already before). */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
@@ -1057,6 +1110,7 @@ export interface operations {
             409: components["responses"]["CancelConflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ChargeServiceFailed"];
             503: components["responses"]["ChargeQueueFull"];
@@ -1066,7 +1120,15 @@ export interface operations {
     fulfillOrder: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes a retry of this request safe: a repeat with the same key and the same request gets
+                 *     the first answer back (`Idempotent-Replayed: true`) and does nothing again. 1 to 255
+                 *     printable ASCII characters without spaces; a new key per attempt. See "Retrying safely".
+                 * @example 9b1d2f4e-6c3a-4f5b-8e7d-0a1b2c3d4e5f
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 /**
                  * @description The order's ID.
@@ -1081,6 +1143,7 @@ export interface operations {
             /** @description The order is `fulfilled` (now or already before). */
             200: {
                 headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
@@ -1092,6 +1155,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["OrderNotFound"];
             409: components["responses"]["FulfillConflict"];
+            422: components["responses"]["IdempotencyKeyReused"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["FulfillmentFailed"];
             503: components["responses"]["NotReady"];

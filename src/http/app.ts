@@ -15,6 +15,9 @@ import { decodeParams, Router } from './routes.js';
 import { checkBodyText, readJsonBody } from './body.js';
 import { validateRequest } from './validate.js';
 import type { HttpDeps } from './deps.js';
+import { answerOnce, IDEMPOTENCY_HEADER, takesIdempotencyKey } from './idempotency.js';
+import { sendAnswer } from './respond.js';
+import type { Answer } from '../domain/idempotency.js';
 
 export type { HandlerArgs, HttpDeps } from './deps.js';
 
@@ -92,7 +95,15 @@ async function serve(deps: HttpDeps, api: OpenAPIBackend, operation: Operation, 
       return locals.log;
     },
   };
-  await handlers[request.operationId](request, { ctx, deps, req, res });
+  const handle = () => handlers[request.operationId](request, { ctx, deps, req, res });
+  const key = request.headers[IDEMPOTENCY_HEADER];
+  if (typeof key === 'string' && takesIdempotencyKey(operation)) {
+    const caller = isStaffOnly(operation) ? 'staff:staff' : 'public';
+    await answerOnce(ctx, key, caller, deps.config.idempotencyTtlMs, req, res, async () => (await handle()) as Answer);
+    return;
+  }
+  const answer = await handle();
+  if (answer) sendAnswer(res, answer);
 }
 
 const isStaffOnly = (operation: Operation) => operation.security?.some((s) => 'staffToken' in s) ?? false;

@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import type { Runtime } from '../runtime.js';
 import type { DomainContext } from '../domain/context.js';
+import type { Answer } from '../domain/idempotency.js';
 
 /** What the HTTP layer needs of the process. */
 export type HttpDeps = Pick<Runtime, 'db' | 'config' | 'log' | 'context' | 'services'>;
@@ -23,4 +24,5 @@ export interface HandlerArgs {
   res: Response;
 }
 
-export type Handler = (request: ApiRequest, args: HandlerArgs) => Promise<void> | void;
+/** A JSON answer to send, or nothing when the handler answered itself (the spec, the docs page). */
+export type Handler = (request: ApiRequest, args: HandlerArgs) => Promise<Answer | void> | Answer | void;

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import type { Handler } from './deps.js';
-import { sendJson } from './respond.js';
 import { createOrder, getOrder, listOrders, type NewOrderInput } from '../domain/orders.js';
 import type { OrderStatus } from '../domain/order-state.js';
 import { AppError, reconnecting } from '../domain/errors.js';
@@ -15,13 +14,15 @@ type Schemas = components['schemas'];
 
 const specText = readFileSync(SPEC_PATH, 'utf8');
 
-/** One handler per operationId of openapi/order-up.yaml; each reads like the feature it serves. */
+/**
+ * One handler per operationId of openapi/order-up.yaml; each reads like the feature it serves and
+ * returns its answer (app.ts sends it, and keeps it for an Idempotency-Key). The two that are not
+ * JSON write their answer themselves.
+ */
 export const handlers: Record<string, Handler> = {
-  getHealth: (_r, { res }) => {
-    sendJson(res, 200, { status: 'ok' });
-  },
+  getHealth: () => ({ status: 200, body: { status: 'ok' } }),
 
-  getReady: async (_r, { deps, res }) => {
+  getReady: async (_r, { deps }) => {
     // Without its lease this process takes no new work (see db/process-lease.ts): not ready either.
     if (!deps.services.lease.held) throw reconnecting('not ready for traffic until it has a new lease.');
     try {
@@ -29,7 +30,7 @@ export const handlers: Record<string, Handler> = {
     } catch {
       throw new AppError('not_ready', 'The database cannot be reached.', { retryAfterSeconds: 5 });
     }
-    sendJson(res, 200, { status: 'ok' });
+    return { status: 200, body: { status: 'ok' } };
   },
 
   getOpenApi: (_r, { res }) => {
@@ -40,34 +41,29 @@ export const handlers: Record<string, Handler> = {
     res.type('text/html').send(DOCS_HTML);
   },
 
-  createOrder: async (r, { ctx, res }) => {
+  createOrder: async (r, { ctx }) => {
     const order = await createOrder(ctx, r.body as NewOrderInput);
-    res.setHeader('Location', `/orders/${encodeURIComponent(order.id)}`);
-    sendJson(res, 201, { order } satisfies Schemas['OrderEnvelope']);
+    return { status: 201, location: `/orders/${encodeURIComponent(order.id)}`, body: { order } satisfies Schemas['OrderEnvelope'] };
   },
 
-  getOrder: async (r, { ctx, res }) => {
-    sendJson(res, 200, { order: await getOrder(ctx, r.params.id) } satisfies Schemas['OrderEnvelope']);
-  },
+  getOrder: async (r, { ctx }) => ({ status: 200, body: { order: await getOrder(ctx, r.params.id) } satisfies Schemas['OrderEnvelope'] }),
 
-  chargeOrder: async (r, { ctx, res }) => {
+  chargeOrder: async (r, { ctx }) => {
     const body = r.body as Schemas['ChargeRequest'];
-    sendJson(res, 200, (await chargeOrder(ctx, r.params.id, body.cardToken)) satisfies Schemas['ChargeResult']);
+    return { status: 200, body: (await chargeOrder(ctx, r.params.id, body.cardToken)) satisfies Schemas['ChargeResult'] };
   },
 
-  cancelOrder: async (r, { ctx, res }) => {
+  cancelOrder: async (r, { ctx }) => {
     const body = (r.body ?? {}) as Schemas['CancelRequest'];
-    sendJson(res, 200, (await cancelOrder(ctx, r.params.id, body.reason)) satisfies Schemas['CancelResult']);
+    return { status: 200, body: (await cancelOrder(ctx, r.params.id, body.reason)) satisfies Schemas['CancelResult'] };
   },
 
-  fulfillOrder: async (r, { ctx, res }) => {
-    sendJson(res, 200, (await fulfillOrder(ctx, r.params.id)) satisfies Schemas['OrderEnvelope']);
-  },
+  fulfillOrder: async (r, { ctx }) => ({ status: 200, body: (await fulfillOrder(ctx, r.params.id)) satisfies Schemas['OrderEnvelope'] }),
 
-  listOrders: async (r, { ctx, res }) => {
+  listOrders: async (r, { ctx }) => {
     const q = r.query as { status?: OrderStatus; limit?: number | string; cursor?: string };
     const page = await listOrders(ctx, { status: q.status, limit: q.limit === undefined ? undefined : Number(q.limit), cursor: q.cursor });
-    sendJson(res, 200, page satisfies Schemas['OrderPage']);
+    return { status: 200, body: page satisfies Schemas['OrderPage'] };
   },
 };
 

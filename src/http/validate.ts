@@ -22,7 +22,7 @@ export function validateRequest(api: OpenAPIBackend, operation: Operation, param
   for (const validate of validators) {
     if (!validate(parameters) && validate.errors) errors.push(...validate.errors);
   }
-  if (errors.length > 0) throw invalid(fieldErrors(errors));
+  if (errors.length > 0) throw invalid(fieldErrors(errors).map((e) => ({ ...e, path: declaredHeaderName(operation, e.path) })));
   return {
     operationId: operation.operationId!,
     params: parameters.path as Record<string, string>,
@@ -30,4 +30,12 @@ export function validateRequest(api: OpenAPIBackend, operation: Operation, param
     headers: req.headers,
     body: req.body,
   };
+}
+
+/** Headers are validated lower-cased; an error names the header as the spec declares it (`/header/Idempotency-Key`). */
+function declaredHeaderName(operation: Operation, path: string): string {
+  if (!path.startsWith('/header/')) return path;
+  const name = path.slice('/header/'.length);
+  const declared = (operation.parameters ?? []).find((p) => 'in' in p && p.in === 'header' && p.name.toLowerCase() === name);
+  return declared && 'name' in declared ? `/header/${declared.name}` : path;
 }

@@ -4,6 +4,7 @@ import { createLogger } from '../../src/log.js';
 import { openRuntime, type Runtime } from '../../src/runtime.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 import { freshDatabaseUrl } from './test-db.js';
+import { testSql, type TestSql } from './sql.js';
 
 export const STAFF_TOKEN = 'test-staff-token';
 
@@ -11,6 +12,8 @@ export interface TestApp {
   url: string;
   rt: Runtime;
   server: RunningServer;
+  /** Direct SQL on the app's database, to check (or tamper with) what is stored. */
+  db: TestSql;
   /** fetch against the app; `staff: true` adds the staff bearer token. */
   call(method: string, path: string, opts?: { body?: unknown; staff?: boolean; headers?: Record<string, string> }): Promise<Reply>;
   stop(): Promise<void>;
@@ -48,13 +51,16 @@ export async function startTestApp(
   });
   const rt = await openRuntime(config, createLogger({ level: opts.logLevel ?? process.env.TEST_LOG_LEVEL ?? 'silent', destination: opts.logDestination }), { migrate: true });
   const server = await startServer(rt, { port: 0, host: '127.0.0.1' });
+  const db = testSql(databaseUrl);
   return {
     url: server.url,
     rt,
     server,
+    db,
     call: (method, path, o = {}) => call(server.url, method, path, o),
     async stop() {
       await server.stop();
+      await db.close();
       await rt.close();
     },
   };

@@ -1,8 +1,8 @@
 import type { TestApp } from './app.js';
 
 /** What is stored, read straight from the database: tests check state, not just responses. */
-export async function storedOrder(app: Pick<TestApp, 'rt'>, id: string) {
-  const rows = await app.rt.orm.em.getConnection().execute<Record<string, unknown>[]>(
+export async function storedOrder(app: Pick<TestApp, 'db'>, id: string) {
+  const rows = await app.db.execute<Record<string, unknown>[]>(
     'select status, total_cents, operation, charged_at, fulfilled_at, cancelled_at, cancel_reason from orders where id = ?',
     [id],
   );
@@ -11,8 +11,8 @@ export async function storedOrder(app: Pick<TestApp, 'rt'>, id: string) {
     | undefined;
 }
 
-export async function storedPayments(app: Pick<TestApp, 'rt'>, orderId: string) {
-  return app.rt.orm.em.getConnection().execute<{ id: string; kind: string; amount_cents: string; card_token: string; state: string; outcome: string | null }[]>(
+export async function storedPayments(app: Pick<TestApp, 'db'>, orderId: string) {
+  return app.db.execute<{ id: string; kind: string; amount_cents: string; card_token: string; state: string; outcome: string | null }[]>(
     'select id, kind, amount_cents, card_token, state, outcome from payments where order_id = ? order by created_at',
     [orderId],
   );

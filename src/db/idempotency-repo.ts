@@ -1,0 +1,104 @@
+import type { Queryable } from './database.js';
+
+// Stored answers for Idempotency-Key. A key belongs to its caller; while its first request runs it
+// is `running` and owned by that process's lease key (so recovery can free it when the process
+// dies); then it is `done` with the answer, until it expires.
+
+export interface KeyRef {
+  caller: string;
+  key: string;
+}
+
+export interface StoredAnswer {
+  status: number;
+  /** The JSON body, as text. */
+  body: string;
+  location: string | null;
+}
+
+export type Taken =
+  /** The key is ours now: run the request. */
+  | { kind: 'taken' }
+  /** The key's request is still running, in the process with lease key `owner`. */
+  | { kind: 'running'; fingerprint: string; owner: number }
+  | { kind: 'done'; fingerprint: string; answer: StoredAnswer };
+
+interface KeyRow {
+  taken: boolean;
+  fingerprint: string | null;
+  state: 'running' | 'done' | null;
+  owner: number | null;
+  status: number | null;
+  body: string | null;
+  location: string | null;
+}
+
+export class IdempotencyRepository {
+  constructor(private readonly db: Queryable) {}
+
+  /**
+   * Takes the key for a new request - or, when it is held, says by what. A key past its expiry
+   * counts as free (whether or not it has been purged yet). One statement; under READ COMMITTED a
+   * key another transaction committed after this statement began is invisible to its read, so that
+   * rare case is asked again.
+   */
+  async take(ref: KeyRef, fingerprint: string, owner: number, ttlMs: number): Promise<Taken> {
+    for (let attempt = 1; ; attempt += 1) {
+      const rows = await this.db.query<KeyRow>(
+        `with taken as (
+           insert into idempotency_keys as k (caller, key, fingerprint, state, owner, created_at, expires_at)
+           values ($1, $2, $3, 'running', $4, now(), now() + make_interval(secs => $5::double precision / 1000))
+           on conflict (caller, key) do update set fingerprint = excluded.fingerprint, state = 'running', owner = excluded.owner,
+             status = null, body = null, location = null, created_at = excluded.created_at, expires_at = excluded.expires_at
+           where k.expires_at <= now()
+           returning 1)
+         select true as taken, null as fingerprint, null as state, null::int as owner, null::int as status, null as body, null as location
+         from taken
+         union all
+         select false, k.fingerprint, k.state, k.owner, k.status, k.body, k.location
+         from idempotency_keys k where k.caller = $1 and k.key = $2 and not exists (select 1 from taken)`,
+        [ref.caller, ref.key, fingerprint, owner, ttlMs],
+      );
+      const row = rows[0];
+      if (!row) {
+        if (attempt < 5) continue;
+        throw new Error('an idempotency key kept changing while it was taken');
+      }
+      if (row.taken) return { kind: 'taken' };
+      if (row.state === 'running') return { kind: 'running', fingerprint: row.fingerprint!, owner: row.owner! };
+      return { kind: 'done', fingerprint: row.fingerprint!, answer: { status: row.status!, body: row.body!, location: row.location } };
+    }
+  }
+
+  /** Stores the answer of the key's request; false when the key was no longer this owner's (recovered meanwhile). */
+  async record(ref: KeyRef, owner: number, answer: StoredAnswer): Promise<boolean> {
+    const rows = await this.db.query<{ key: string }>(
+      `update idempotency_keys set state = 'done', owner = null, status = $4, body = $5, location = $6
+       where caller = $1 and key = $2 and state = 'running' and owner = $3 returning key`,
+      [ref.caller, ref.key, owner, answer.status, answer.body, answer.location],
+    );
+    return rows.length === 1;
+  }
+
+  /** Lets go of a running key whose answer is not kept: the next request with it runs as new. */
+  async release(ref: KeyRef, owner: number): Promise<void> {
+    await this.db.query(`delete from idempotency_keys where caller = $1 and key = $2 and state = 'running' and owner = $3`, [ref.caller, ref.key, owner]);
+  }
+
+  /** Frees every key a process that is gone left running (see recoverOwnerWork). */
+  async releaseOwner(owner: number): Promise<number> {
+    const rows = await this.db.query<{ key: string }>(`delete from idempotency_keys where state = 'running' and owner = $1 returning key`, [owner]);
+    return rows.length;
+  }
+
+  /** Deletes up to `limit` expired answers; returns how many. Small batches keep each statement short. */
+  async purgeExpired(limit: number): Promise<number> {
+    const rows = await this.db.query<{ key: string }>(
+      `delete from idempotency_keys where (caller, key) in (
+         select caller, key from idempotency_keys where state = 'done' and expires_at <= now() limit $1 for update skip locked)
+       returning key`,
+      [limit],
+    );
+    return rows.length;
+  }
+}
