@@ -16,6 +16,8 @@ export interface Config {
   leasePingMs: number;
   leaseSilentLimitMs: number;
   corsOrigins: string[];
+  /** `serve` processes: 1 is a single process (no cluster), 0 one worker per core. */
+  workers: number;
 }
 
 export class ConfigError extends Error {}
@@ -51,5 +53,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leasePingMs: int(env, 'ORDER_UP_LEASE_PING_MS', 5000, 50, 600000),
     leaseSilentLimitMs: int(env, 'ORDER_UP_LEASE_SILENT_LIMIT_MS', 60000, 1000, 3600000),
     corsOrigins: list(env.CORS_ORIGINS),
+    workers: int(env, 'WORKERS', 1, 0, 64),
   };
 }
