@@ -18,6 +18,8 @@ export interface Config {
   corsOrigins: string[];
   /** How long an Idempotency-Key's answer is kept (ORDER_UP_IDEMPOTENCY_TTL_HOURS). */
   idempotencyTtlMs: number;
+  /** `serve` processes: 1 is a single process (no cluster), 0 one worker per core. */
+  workers: number;
 }
 
 export class ConfigError extends Error {}
@@ -65,5 +67,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     leaseSilentLimitMs: int(env, 'ORDER_UP_LEASE_SILENT_LIMIT_MS', 60000, 1000, 3600000),
     corsOrigins: list(env.CORS_ORIGINS),
     idempotencyTtlMs: hours(env, 'ORDER_UP_IDEMPOTENCY_TTL_HOURS', 24),
+    workers: int(env, 'WORKERS', 1, 0, 64),
   };
 }

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { Option, type Command } from 'commander';
 import type { Logger } from '../../src/log.js';
 import { publishSimulatedUpstreams } from '../simulated-upstreams.js';
@@ -9,12 +10,19 @@ function parsePort(value: string): number {
   return n;
 }
 
+function parseWorkers(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isInteger(n) || n > 64) throw new UsageError(`--workers must be 0..64 (0: one per core), got "${value}"`);
+  return n;
+}
+
 // Imported when a command runs (not for --help or a usage error): see cli/shared.ts.
 const lazy = {
   createLogger: async (): Promise<Logger> => (await import('../../src/log.js')).createLogger(),
   openRuntime: async () => (await import('../../src/runtime.js')).openRuntime,
   startServer: async () => (await import('../../src/server.js')).startServer,
   startSimulator: async () => (await import('../../src/simulate/upstreams.js')).startSimulator,
+  serveWithWorkers: async () => (await import('../cluster-primary.js')).serveWithWorkers,
 };
 
 /** `serve`, `migrate` and `simulate-upstreams`: the commands that run order-up (and its stand-ins) rather than act on orders. */
@@ -26,14 +34,33 @@ export function registerServerCommands(program: Command, cli: Cli): void {
     .option('--host <host>', 'address to bind (env HOST, default 127.0.0.1)')
     .option('--simulate-upstreams', 'run built-in simulated charge and fulfillment services')
     .option('--no-migrate', 'do not apply pending migrations at start')
-    .addHelpText('after', example('ORDER_UP_STAFF_TOKENS=secret order-up serve --port 8888 --simulate-upstreams'))
-    .action(async (opts: { port?: number; host?: string; simulateUpstreams?: boolean; migrate: boolean }) => {
+    .addOption(new Option('--workers <n>', 'processes serving the port (env WORKERS, default 1; 0: one per core)').argParser(parseWorkers))
+    .addHelpText(
+      'after',
+      example('ORDER_UP_STAFF_TOKENS=secret order-up serve --port 8888 --simulate-upstreams', 'order-up serve --workers 0   # one worker per core'),
+    )
+    .action(async (opts: { port?: number; host?: string; simulateUpstreams?: boolean; migrate: boolean; workers?: number }) => {
       const cfg = cli.config();
-      const log = await lazy.createLogger();
-      const [openRuntime, startServer, startSimulator] = await Promise.all([lazy.openRuntime(), lazy.startServer(), lazy.startSimulator()]);
       if (!opts.simulateUpstreams && (!cfg.chargeServiceUrl || !cfg.fulfillmentServiceUrl)) {
         throw new UsageError('serve needs CHARGE_SERVICE_URL and FULFILLMENT_SERVICE_URL (or --simulate-upstreams)');
       }
+      const log = await lazy.createLogger();
+      const requested = opts.workers ?? cfg.workers;
+      const workers = requested === 0 ? os.availableParallelism() : requested;
+      if (workers > 1) {
+        // cli/cluster-primary.ts: the same start-up, banner and drain, over N worker processes.
+        const serveWithWorkers = await lazy.serveWithWorkers();
+        await serveWithWorkers(cfg, log.child({ role: 'primary' }), {
+          workers,
+          port: opts.port ?? cfg.port,
+          host: opts.host ?? cfg.host,
+          simulateUpstreams: opts.simulateUpstreams === true,
+          migrate: opts.migrate,
+        });
+        cli.setExit(EXIT_OK);
+        return;
+      }
+      const [openRuntime, startServer, startSimulator] = await Promise.all([lazy.openRuntime(), lazy.startServer(), lazy.startSimulator()]);
       // Whatever started before a failure (port taken, database unreachable) is stopped again, so
       // the process exits 1 instead of hanging on open connections.
       let simulator: Awaited<ReturnType<typeof startSimulator>> | undefined;
