@@ -1,4 +1,6 @@
+import os from 'node:os';
 import { Command, CommanderError } from 'commander';
+import { STAFF_NAME } from '../src/staff-tokens.js';
 import { loadConfig, ConfigError, type Config } from '../src/config.js';
 import { registerBatchCommands } from './commands/batch.js';
 import { registerOrderCommands } from './commands/orders.js';
@@ -27,12 +29,30 @@ export function buildProgram(config: () => Config, setExit: (code: number) => vo
         'order-up <command> --help',
       ) + '\n\nConfiguration comes from the same environment variables as the server (DATABASE_URL, CHARGE_SERVICE_URL, ...).',
     );
-  const cli: Cli = { config, setExit };
+  program.option('--as <name>', 'who you are on the orders\' timelines (env ORDER_UP_ACTOR, default your OS user)');
+  const cli: Cli = { config, setExit, actor: () => actorName(program.opts<{ as?: string }>().as) };
   registerServerCommands(program, cli);
   registerOrderCommands(program, cli);
   registerBatchCommands(program, cli);
   registerPaymentCommands(program, cli);
   return program;
+}
+
+/** The CLI acts as `--as`, else ORDER_UP_ACTOR, else the OS user (made to fit the name rule). */
+function actorName(flag: string | undefined): string {
+  const given = flag ?? process.env.ORDER_UP_ACTOR;
+  if (given !== undefined) {
+    if (!STAFF_NAME.test(given)) throw new UsageError(`--as (or ORDER_UP_ACTOR) must be a name of a-z, 0-9, ".", "_" and "-", got "${given.slice(0, 64)}"`);
+    return given;
+  }
+  let user = 'unknown';
+  try {
+    user = os.userInfo().username;
+  } catch {
+    // no user entry (a container with an arbitrary uid)
+  }
+  const fitted = user.toLowerCase().replace(/[^a-z0-9._-]/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 64);
+  return fitted || 'unknown';
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -20,6 +20,8 @@ export class UsageError extends Error {}
 export interface Cli {
   config(): Config;
   setExit(code: number): void;
+  /** The name this CLI run acts as (--as, ORDER_UP_ACTOR, the OS user). */
+  actor(): string;
 }
 
 /** Staff commands log only warnings unless LOG_LEVEL says otherwise, so their output stays clean. */
@@ -42,7 +44,7 @@ export async function withRuntime<T>(cli: Cli, fn: (rt: Runtime) => Promise<T>):
     config.fulfillmentServiceUrl ??= simulated;
   }
   const { openRuntime } = await import('../src/runtime.js');
-  const rt = await openRuntime(config, await cliLogger(), { migrate: false });
+  const rt = await openRuntime(config, await cliLogger(), { migrate: false, actor: { kind: 'cli', name: cli.actor() } });
   try {
     return await fn(rt);
   } finally {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { parseStaffTokens, type StaffHolder } from './staff-tokens.js';
 
 /** Everything order-up reads from its environment; a CLI flag of the same meaning overrides a field. */
 export interface Config {
@@ -8,7 +9,10 @@ export interface Config {
   host: string;
   chargeServiceUrl: string | undefined;
   fulfillmentServiceUrl: string | undefined;
+  /** The entries of ORDER_UP_STAFF_TOKENS as given (or the one made for this run): for start-up banners and workers. */
   staffTokens: string[];
+  /** Who may call staff endpoints: each entry's holder and its token's digest. */
+  staffHolders: StaffHolder[];
   /** True when no ORDER_UP_STAFF_TOKENS was given and a random token was made for this run. */
   staffTokenGenerated: boolean;
   upstreamTimeoutMs: number;
@@ -45,6 +49,16 @@ function hours(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   return Math.round(value * 3_600_000);
 }
 
+function staffHolders(entries: string[]): StaffHolder[] {
+  const parsed = parseStaffTokens(entries);
+  if ('malformed' in parsed) {
+    throw new ConfigError(
+      `ORDER_UP_STAFF_TOKENS entry ${parsed.malformed} is malformed: use token, name:token or name:sha256:<64 hex digits>, with a name of a-z, 0-9, ".", "_" and "-" (at most 64, starting with a letter or digit)`,
+    );
+  }
+  return parsed.holders;
+}
+
 function list(raw: string | undefined): string[] {
   return (raw ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
 }
@@ -52,6 +66,7 @@ function list(raw: string | undefined): string[] {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const tokens = list(env.ORDER_UP_STAFF_TOKENS);
   const staffTokenGenerated = tokens.length === 0;
+  const staffTokens = staffTokenGenerated ? [randomBytes(24).toString('base64url')] : tokens;
   return {
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: env.ORDER_UP_DATA_DIR || '.order-up',
@@ -59,7 +74,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST || '127.0.0.1',
     chargeServiceUrl: env.CHARGE_SERVICE_URL || undefined,
     fulfillmentServiceUrl: env.FULFILLMENT_SERVICE_URL || undefined,
-    staffTokens: staffTokenGenerated ? [randomBytes(24).toString('base64url')] : tokens,
+    staffTokens,
+    staffHolders: staffHolders(staffTokens),
     staffTokenGenerated,
     upstreamTimeoutMs: int(env, 'UPSTREAM_TIMEOUT_MS', 10000, 1, 600000),
     chargeQueueMax: int(env, 'ORDER_UP_CHARGE_QUEUE_MAX', 1000, 0, 1000000),

@@ -5,7 +5,7 @@ import { startEmbeddedDatabase } from './db/embedded.js';
 import { DataAccess } from './db/data-access.js';
 import { applyMigrations } from './db/schema.js';
 import { Lease } from './db/process-lease.js';
-import type { DomainContext, Services } from './domain/context.js';
+import { SYSTEM, type Actor, type DomainContext, type Services } from './domain/context.js';
 import { recoverAbandonedWork } from './domain/exclusive.js';
 import { purgeExpiredKeys } from './domain/idempotency.js';
 import { ChargeLock } from './upstream/charge-lock.js';
@@ -22,8 +22,8 @@ export interface Runtime {
   db: DataAccess;
   databaseUrl: string;
   services: Services;
-  /** A domain context for one request or command (its own log). */
-  context(log?: Logger): DomainContext;
+  /** A domain context for one request or command: its log, and who acts (by default the process's actor). */
+  context(log?: Logger, actor?: Actor): DomainContext;
   /** Waits for queued charges and refunds, then closes connections (and the embedded database if we own it). */
   close(): Promise<void>;
 }
@@ -33,7 +33,7 @@ export interface Runtime {
  * the embedded PostgreSQL under ORDER_UP_DATA_DIR; optionally applies pending migrations; takes
  * this process's lease and recovers the work of processes that are gone.
  */
-export async function openRuntime(config: Config, log: Logger, opts: { migrate: boolean }): Promise<Runtime> {
+export async function openRuntime(config: Config, log: Logger, opts: { migrate: boolean; actor?: Actor }): Promise<Runtime> {
   let databaseUrl = config.databaseUrl;
   let stopDatabase = async () => {};
   if (!databaseUrl) {
@@ -71,7 +71,7 @@ export async function openRuntime(config: Config, log: Logger, opts: { migrate: 
     db,
     databaseUrl: url,
     services,
-    context: (l = log) => ({ db, log: l, services }),
+    context: (l = log, actor = opts.actor ?? SYSTEM) => ({ db, log: l, services, actor }),
     async close() {
       clearInterval(purge);
       await services.charge.close();
@@ -88,7 +88,7 @@ export async function openRuntime(config: Config, log: Logger, opts: { migrate: 
     purgeExpiredKeys(rt.context()).catch((err: unknown) => log.warn({ err }, 'could not purge expired idempotency keys'));
   }, PURGE_EVERY_MS).unref();
   try {
-    await recoverAbandonedWork(rt.context());
+    await recoverAbandonedWork(rt.context(log, SYSTEM));
   } catch (err) {
     await rt.close();
     throw err;

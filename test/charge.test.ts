@@ -444,7 +444,7 @@ describe('recovery of orders this process left behind', () => {
     const stale = '00000000-0000-4000-8000-000000000002';
     const { claims } = app.rt.db;
     await app.db.execute(`update orders set operation = 'fulfill', operation_owner = ?, operation_token = ? where id = ?`, [processKey, current, order.id]);
-    await claims.abandon({ id: order.id, token: stale, owner: processKey, state: 'in_doubt', outcome: 'x' });
+    await claims.abandon({ id: order.id, token: stale, owner: processKey, state: 'in_doubt', outcome: 'x', who: { kind: 'system' } });
     const change = { status: 'cancelled' as const, updatedAt: new Date(), chargedAt: null, fulfilledAt: null, cancelledAt: new Date(), cancelReason: null };
     expect(await claims.finish({ id: order.id, token: stale, change })).toBe(false);
     expect(await storedOrder(app, order.id)).toMatchObject({ status: 'pending', operation: 'fulfill' });

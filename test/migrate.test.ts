@@ -41,7 +41,7 @@ async function expectSchemaOnce(url: string): Promise<void> {
     const applied = await c.query<{ name: string }>('select name from mikro_orm_migrations order by id');
     expect(applied.rows.map((r) => r.name.replace(/\.[jt]s$/, ''))).toEqual(MIGRATIONS);
     const tables = await c.query<{ tablename: string }>(`select tablename from pg_tables where schemaname = 'public' order by tablename`);
-    expect(tables.rows.map((r) => r.tablename)).toEqual(['idempotency_keys', 'line_items', 'mikro_orm_migrations', 'orders', 'payments']);
+    expect(tables.rows.map((r) => r.tablename)).toEqual(['idempotency_keys', 'line_items', 'mikro_orm_migrations', 'order_events', 'orders', 'payments']);
     const seqs = await c.query<{ n: string }>(`select count(*) as n from pg_sequences where schemaname = 'public' and sequencename in ('orders_seq_seq', 'order_up_process_key')`);
     expect(Number(seqs.rows[0].n)).toBe(2);
     // And it works: an order can be stored.

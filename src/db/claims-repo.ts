@@ -1,4 +1,5 @@
 import type { Database, Queryable } from './database.js';
+import { EVENT_COLUMNS, eventParams, eventsFrom, whoColumns, type NewEvent, type Who } from './events-repo.js';
 import { LINE_ITEMS, ORDER_COLUMNS, toOrder, type OrderRow } from './orders-repo.js';
 import type { OrderRecord, OrderStatus, OrderStatusFields, PaymentState } from './records.js';
 
@@ -23,6 +24,8 @@ export interface ClaimArgs {
   /** The statuses the operation may start from. */
   from: OrderStatus[];
   charge?: JournalEntry;
+  /** Who claims: recorded on the `charge.started` event when a charge is journaled. */
+  who: Who;
 }
 
 export interface PaymentOutcome {
@@ -37,18 +40,23 @@ export class ClaimsRepository {
   /**
    * Sets the order's operation to ours if no operation is under way, its status is one of `from`,
    * and none of its payments is open (started or in doubt) - and, when `charge` is given and the
-   * total is not zero, writes the `started` charge of the total in the same statement. Returns the
+   * total is not zero, writes the `started` charge of the total and its `charge.started` event in
+   * the same statement. Returns the
    * claimed order and whether a payment was journaled, or null when the order could not be claimed
    * (the caller finds out why, off the hot path).
    */
   async claim(args: ClaimArgs): Promise<{ order: OrderRecord; journaled: boolean } | null> {
     const values: unknown[] = [args.operation, args.owner, args.token, args.id, args.from];
     let journal = `select null::uuid as id where false`;
+    let started = '';
     if (args.charge) {
       journal = `insert into payments (id, order_id, kind, amount_cents, card_token, state, owner, created_at, updated_at)
         select $6::uuid, c.id, 'charge', c.total_cents, $7::text, 'started', $2, now(), now()
-        from claimed c where c.total_cents > 0 returning id`;
-      values.push(args.charge.paymentId, args.charge.cardToken);
+        from claimed c where c.total_cents > 0 returning id, order_id, amount_cents`;
+      started = `, started as (insert into order_events (${EVENT_COLUMNS})
+        select j.order_id, 'charge.started', ${whoColumns('$8')}, jsonb_build_object('paymentId', j.id, 'kind', 'charge', 'amountCents', j.amount_cents)
+        from journal j)`;
+      values.push(args.charge.paymentId, args.charge.cardToken, eventParams([], args.who)[1]);
     }
     const rows = await this.db.query<OrderRow & { journaled: boolean }>(
       `with claimed as (
@@ -56,7 +64,7 @@ export class ClaimsRepository {
          where o.id = $4 and o.operation is null and o.status = any($5::text[])
            and not exists (select 1 from payments p where p.order_id = $4 and p.state in ('started', 'in_doubt'))
          returning ${ORDER_COLUMNS}
-       ), journal as (${journal})
+       ), journal as (${journal})${started}
        select o.*, ${LINE_ITEMS}, exists (select 1 from journal) as journaled from claimed o`,
       values,
     );
@@ -68,9 +76,9 @@ export class ClaimsRepository {
    * Releases the order held by the claim `token`, applying `change` if given; with `payment`, also
    * records the payment's outcome - all in one statement, so one cannot happen without the other,
    * and neither happens unless the order is still held by that claim (and the payment still
-   * `started`). Returns false when nothing was written.
+   * `started`) - and so are the `events` that describe it. Returns false when nothing was written.
    */
-  async finish(args: { id: string; token: string; change?: OrderStatusFields; payment?: PaymentOutcome }): Promise<boolean> {
+  async finish(args: { id: string; token: string; change?: OrderStatusFields; payment?: PaymentOutcome; events?: NewEvent[]; who?: Who }): Promise<boolean> {
     const values: unknown[] = [args.id, args.token];
     let ctes = `with held as (select id from orders where id = $1 and operation_token = $2::uuid for update)`;
     let guard = '';
@@ -78,6 +86,11 @@ export class ClaimsRepository {
       ctes += `, p as (update payments set state = $${values.push(args.payment.state)}, outcome = $${values.push(args.payment.outcome)}, updated_at = now()
         where id = $${values.push(args.payment.id)} and state = 'started' and exists (select 1 from held) returning order_id)`;
       guard = ` and exists (select 1 from p)`;
+    }
+    if (args.events && args.events.length > 0 && args.who) {
+      const [events, who] = eventParams(args.events, args.who);
+      const guard = `exists (select 1 from held)${args.payment ? ' and exists (select 1 from p)' : ''}`;
+      ctes += `, ev as (insert into order_events (${EVENT_COLUMNS}) ${eventsFrom('$1', `$${values.push(events)}`, `$${values.push(who)}`, guard)})`;
     }
     let set = 'operation = null, operation_owner = null, operation_token = null';
     if (args.change) {
@@ -94,14 +107,19 @@ export class ClaimsRepository {
    * and a `started` payment of that claim's owner becomes `state` (in doubt unless the caller knows
    * no money moved) - in one statement, and only if the order is still held by that very claim.
    */
-  async abandon(args: { id: string; token: string; owner: number; outcome: string; state: 'in_doubt' | 'failed' }): Promise<void> {
+  async abandon(args: { id: string; token: string; owner: number; outcome: string; state: 'in_doubt' | 'failed'; who: Who }): Promise<void> {
     await this.db.query(
       `with released as (
          update orders set operation = null, operation_owner = null, operation_token = null
-         where id = $1 and operation_token = $2::uuid returning id)
-       update payments set state = $3, outcome = $4, updated_at = now()
-       where order_id = $1 and owner = $5 and state = 'started' and exists (select 1 from released)`,
-      [args.id, args.token, args.state, args.outcome, args.owner],
+         where id = $1 and operation_token = $2::uuid returning id),
+       paid as (
+         update payments set state = $3, outcome = $4, updated_at = now()
+         where order_id = $1 and owner = $5 and state = 'started' and exists (select 1 from released)
+         returning id, kind, amount_cents)
+       insert into order_events (${EVENT_COLUMNS})
+       select $1, p.kind || '.' || $3, ${whoColumns('$6')}, jsonb_build_object('paymentId', p.id, 'kind', p.kind, 'amountCents', p.amount_cents, 'outcome', $4::text)
+       from paid p`,
+      [args.id, args.token, args.state, args.outcome, args.owner, eventParams([], args.who)[1]],
     );
   }
 
@@ -124,11 +142,26 @@ export class ClaimsRepository {
  * its own under READ COMMITTED - sees every one that did. Returns how many payments became in doubt.
  */
 export async function recoverOwnerWork(db: Database, owner: number, outcome: string): Promise<number> {
+  const system = eventParams([], { kind: 'system' })[1];
   return db.transaction(async (tx) => {
-    await tx.query('update orders set operation = null, operation_owner = null, operation_token = null where operation_owner = $1', [owner]);
+    await tx.query(
+      `with released as (
+         update orders o set operation = null, operation_owner = null, operation_token = null
+         from (select id, operation from orders where operation_owner = $1 for update) held
+         where o.id = held.id returning o.id, held.operation)
+       insert into order_events (${EVENT_COLUMNS})
+       select r.id, 'operation.recovered', ${whoColumns('$2')}, jsonb_build_object('operation', r.operation, 'process', $1::int) from released r`,
+      [owner, system],
+    );
     const rows = await tx.query<{ id: string }>(
-      `update payments set state = 'in_doubt', outcome = $1, updated_at = now() where owner = $2 and state = 'started' returning id`,
-      [outcome, owner],
+      `with doubted as (
+         update payments set state = 'in_doubt', outcome = $1, updated_at = now() where owner = $2 and state = 'started'
+         returning id, order_id, kind, amount_cents),
+       ev as (insert into order_events (${EVENT_COLUMNS})
+         select d.order_id, d.kind || '.in_doubt', ${whoColumns('$3')},
+           jsonb_build_object('paymentId', d.id, 'kind', d.kind, 'amountCents', d.amount_cents, 'outcome', $1::text) from doubted d)
+       select id from doubted`,
+      [outcome, owner, system],
     );
     // Its running idempotency keys are freed with it: a retry runs, and meets payment_in_doubt
     // where money may have moved.

@@ -1,5 +1,6 @@
 import { ClaimsRepository, recoverOwnerWork } from './claims-repo.js';
 import { Database, type DatabaseOptions } from './database.js';
+import { EventsRepository } from './events-repo.js';
 import { IdempotencyRepository } from './idempotency-repo.js';
 import { OrdersRepository } from './orders-repo.js';
 import { PaymentsRepository } from './payments-repo.js';
@@ -11,6 +12,7 @@ export interface Repositories {
   payments: PaymentsRepository;
   claims: ClaimsRepository;
   idempotency: IdempotencyRepository;
+  events: EventsRepository;
 }
 
 /**
@@ -22,6 +24,7 @@ export class DataAccess implements Repositories {
   readonly payments: PaymentsRepository;
   readonly claims: ClaimsRepository;
   readonly idempotency: IdempotencyRepository;
+  readonly events: EventsRepository;
   private readonly db: Database;
 
   constructor(url: string, opts: DatabaseOptions = {}) {
@@ -30,12 +33,19 @@ export class DataAccess implements Repositories {
     this.payments = new PaymentsRepository(this.db);
     this.claims = new ClaimsRepository(this.db);
     this.idempotency = new IdempotencyRepository(this.db);
+    this.events = new EventsRepository(this.db);
   }
 
   /** Runs `work` on repositories bound to one transaction. */
   transaction<T>(work: (tx: Repositories) => Promise<T>): Promise<T> {
     return this.db.transaction((q) =>
-      work({ orders: new OrdersRepository(q), payments: new PaymentsRepository(q), claims: new ClaimsRepository(q), idempotency: new IdempotencyRepository(q) }),
+      work({
+        orders: new OrdersRepository(q),
+        payments: new PaymentsRepository(q),
+        claims: new ClaimsRepository(q),
+        idempotency: new IdempotencyRepository(q),
+        events: new EventsRepository(q),
+      }),
     );
   }
 

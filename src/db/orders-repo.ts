@@ -1,4 +1,5 @@
 import { isUniqueViolation, type Queryable } from './database.js';
+import { EVENT_COLUMNS, eventParams, eventsFrom, type NewEvent, type Who } from './events-repo.js';
 import type { LineItemRecord, OrderRecord, OrderStatus, OrderStatusFields, OrderWithClaim } from './records.js';
 
 // Orders and their line items. An order is read with its line items in one statement (a json_agg
@@ -52,14 +53,15 @@ export interface OrderPage {
 export class OrdersRepository {
   constructor(private readonly db: Queryable) {}
 
-  /** Inserts a new order and its line items in one statement; OrderExists when the ID is taken. */
-  async insert(order: OrderRecord): Promise<void> {
+  /** Inserts a new order, its line items and its events in one statement; OrderExists when the ID is taken. */
+  async insert(order: OrderRecord, who: Who, events: NewEvent[]): Promise<void> {
     const items = order.lineItems;
     try {
       await this.db.query(
         `with o as (
            insert into orders (id, customer_email, status, total_cents, created_at, updated_at)
-           values ($1, $2, $3, $4, $5, $5) returning id)
+           values ($1, $2, $3, $4, $5, $5) returning id),
+         ev as (insert into order_events (${EVENT_COLUMNS}) ${eventsFrom('$1', '$9', '$10', 'exists (select 1 from o)')})
          insert into line_items (order_id, position, description, price_cents, quantity)
          select o.id, t.n - 1, t.description, t.price_cents, t.quantity
          from o, unnest($6::text[], $7::bigint[], $8::int[]) with ordinality as t(description, price_cents, quantity, n)`,
@@ -72,6 +74,7 @@ export class OrdersRepository {
           items.map((i) => i.description),
           items.map((i) => i.priceCents),
           items.map((i) => i.quantity),
+          ...eventParams(events, who),
         ],
       );
     } catch (err) {

@@ -1,4 +1,5 @@
 import type { Queryable } from './database.js';
+import { EVENT_COLUMNS, eventParams, whoColumns, type Who } from './events-repo.js';
 import type { PaymentRecord, PaymentState } from './records.js';
 
 // The payments journal: one row per call to the charge service, written before the call leaves.
@@ -38,17 +39,23 @@ export class PaymentsRepository {
    * Writes the `started` refund of an order held by the claim `token`: the negated amount of its
    * successful charge, to that charge's card, with the cancel's reason. Only while that very claim
    * still holds the order (its row locked meanwhile): should another process have recovered the
-   * order, nothing is journaled (undefined), so nothing is sent.
+   * order, nothing is journaled (undefined), so nothing is sent. Its `refund.started` event goes in
+   * the same statement.
    */
-  async journalRefund(args: { orderId: string; token: string; paymentId: string; owner: number; cancelReason: string | null }) {
+  async journalRefund(args: { orderId: string; token: string; paymentId: string; owner: number; cancelReason: string | null; who: Who }) {
     const rows = await this.db.query<{ card_token: string; amount_cents: string }>(
-      `with held as (select id from orders where id = $1 and operation_token = $2::uuid for update)
-       insert into payments (id, order_id, kind, amount_cents, card_token, state, owner, created_at, updated_at, cancel_reason)
-       select $3::uuid, p.order_id, 'refund', -p.amount_cents, p.card_token, 'started', $4, now(), now(), $5
-       from payments p join held on held.id = p.order_id where p.kind = 'charge' and p.state = 'succeeded'
-       order by p.created_at desc limit 1
-       returning card_token, amount_cents`,
-      [args.orderId, args.token, args.paymentId, args.owner, args.cancelReason],
+      `with held as (select id from orders where id = $1 and operation_token = $2::uuid for update),
+       refund as (
+         insert into payments (id, order_id, kind, amount_cents, card_token, state, owner, created_at, updated_at, cancel_reason)
+         select $3::uuid, p.order_id, 'refund', -p.amount_cents, p.card_token, 'started', $4, now(), now(), $5
+         from payments p join held on held.id = p.order_id where p.kind = 'charge' and p.state = 'succeeded'
+         order by p.created_at desc limit 1
+         returning id, order_id, card_token, amount_cents),
+       ev as (insert into order_events (${EVENT_COLUMNS})
+         select r.order_id, 'refund.started', ${whoColumns('$6')}, jsonb_build_object('paymentId', r.id, 'kind', 'refund', 'amountCents', r.amount_cents, 'reason', $5::text)
+         from refund r)
+       select card_token, amount_cents from refund`,
+      [args.orderId, args.token, args.paymentId, args.owner, args.cancelReason, eventParams([], args.who)[1]],
     );
     return rows[0] && { cardToken: rows[0].card_token, amountCents: Number(rows[0].amount_cents) };
   }
@@ -74,20 +81,35 @@ export class PaymentsRepository {
     await this.db.query(`update payments set state = $2, outcome = $3, updated_at = $4 where id = $1`, [id, state, outcome, at]);
   }
 
-  /** Replaces `from`'s outcome of an in-doubt payment with what is known after all; false when it was not so. */
-  async correctInDoubt(id: string, from: string, to: { state: PaymentState; outcome: string }): Promise<boolean> {
+  /**
+   * Replaces `from`'s outcome of an in-doubt payment with what is known after all (an event of type
+   * `<kind>.<eventState>` says so); false when it was not so.
+   */
+  async correctInDoubt(id: string, from: string, to: { state: PaymentState; outcome: string }, eventState: string, who: Who): Promise<boolean> {
     const rows = await this.db.query<{ id: string }>(
-      `update payments set state = $2, outcome = $3, updated_at = now() where id = $1 and state = 'in_doubt' and outcome = $4 returning id`,
-      [id, to.state, to.outcome, from],
+      `with fixed as (
+         update payments set state = $2, outcome = $3, updated_at = now() where id = $1 and state = 'in_doubt' and outcome = $4
+         returning id, order_id, kind, amount_cents),
+       ev as (insert into order_events (${EVENT_COLUMNS})
+         select f.order_id, f.kind || '.' || $5, ${whoColumns('$6')},
+           jsonb_build_object('paymentId', f.id, 'kind', f.kind, 'amountCents', f.amount_cents, 'outcome', $3::text, 'corrected', true) from fixed f)
+       select id from fixed`,
+      [id, to.state, to.outcome, from, eventState, eventParams([], who)[1]],
     );
     return rows.length === 1;
   }
 
-  /** Adds `note` to an in-doubt payment's outcome; false when it is no longer in doubt. */
-  async noteOnInDoubt(id: string, note: string): Promise<boolean> {
+  /** Adds `note` to an in-doubt payment's outcome (and a `<kind>.late_answer` event); false when it is no longer in doubt. */
+  async noteOnInDoubt(id: string, note: string, answer: string, who: Who): Promise<boolean> {
     const rows = await this.db.query<{ id: string }>(
-      `update payments set outcome = outcome || $2, updated_at = now() where id = $1 and state = 'in_doubt' returning id`,
-      [id, note],
+      `with noted as (
+         update payments set outcome = outcome || $2, updated_at = now() where id = $1 and state = 'in_doubt'
+         returning id, order_id, kind, amount_cents),
+       ev as (insert into order_events (${EVENT_COLUMNS})
+         select n.order_id, n.kind || '.late_answer', ${whoColumns('$4')},
+           jsonb_build_object('paymentId', n.id, 'kind', n.kind, 'amountCents', n.amount_cents, 'answer', $3::text) from noted n)
+       select id from noted`,
+      [id, note, answer, eventParams([], who)[1]],
     );
     return rows.length === 1;
   }

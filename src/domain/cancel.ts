@@ -16,7 +16,7 @@ export async function cancelOrder(ctx: DomainContext, id: string, reason?: strin
   const cancelReason = reason ?? null;
   return holding(ctx, claim, async () => {
     if (order.status === 'pending' || order.totalCents === 0) {
-      await finishClaim(ctx, claim, 'cancelled', { cancelReason });
+      await finishClaim(ctx, claim, 'cancelled', { cancelReason, eventData: { reason: cancelReason, refundedCents: 0 } });
       return { refundedCents: 0, order: orderView(order) };
     }
     const slot = ctx.services.charge.reserve();
@@ -29,7 +29,10 @@ export async function cancelOrder(ctx: DomainContext, id: string, reason?: strin
       throw err;
     }
     claim.paymentId = paymentId;
-    const outcome = await sendAndSettle(ctx, claim, slot, refund, 'refund', 'cancelled', { cancelReason });
+    const outcome = await sendAndSettle(ctx, claim, slot, refund, 'refund', 'cancelled', {
+      cancelReason,
+      eventData: { reason: cancelReason, refundedCents: order.totalCents },
+    });
     if (outcome.kind !== 'succeeded') throw outcomeError('refund', outcome);
     return { refundedCents: order.totalCents, order: orderView(order) };
   });

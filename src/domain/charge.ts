@@ -41,7 +41,7 @@ export async function chargeOrder(ctx: DomainContext, id: string, cardToken: str
       slot?.cancel();
       // Totals never change, so this holds; were it not so, the order is released untouched.
       if (order.totalCents !== 0) throw noPlace ?? new Error(`order ${order.id} has a total but no journaled charge`);
-      await finishClaim(ctx, held, 'charged');
+      await finishClaim(ctx, held, 'charged', { eventData: { chargedCents: 0, note: 'zero total: no charge call' } });
       return { chargedCents: 0, order: orderView(order) };
     }
     const outcome = await sendAndSettle(ctx, held, slot!, { cardToken, amountCents: order.totalCents }, 'charge', 'charged');

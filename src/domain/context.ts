@@ -17,13 +17,26 @@ export interface Services {
   fulfillment: FulfillmentService;
 }
 
+/** Who caused a change, as the order's timeline records it. */
+export interface Actor {
+  kind: 'customer' | 'staff' | 'cli' | 'system';
+  /** The staff token's holder, the CLI user; none for a customer or the system. */
+  name?: string;
+}
+
+export const SYSTEM: Actor = { kind: 'system' };
+
 /**
  * What a domain function works with: the data-access layer (repositories of plain records), the
- * log of this one request or command, and the services of the process. HTTP handlers and CLI
+ * log of this one request or command, who acts, and the services of the process. HTTP handlers and CLI
  * commands build it the same way.
  */
 export interface DomainContext {
   db: DataAccess;
   log: Logger;
   services: Services;
+  /** Who is acting: recorded on every event this work writes. */
+  actor: Actor;
+  /** The X-Request-Id of the HTTP request this work serves, if any. */
+  requestId?: string;
 }

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { JournalEntry, PaymentOutcome } from '../db/claims-repo.js';
+import type { NewEvent } from '../db/events-repo.js';
 import type { OrderRecord, OrderWithClaim } from '../db/records.js';
+import { entered, whoOf } from './events.js';
 import type { DomainContext } from './context.js';
 import { AppError, reconnecting } from './errors.js';
 import { enter, plan, statusesThatProceed, type Operation, type OrderStatus } from './order-state.js';
@@ -46,7 +48,7 @@ export async function claimOrder(ctx: DomainContext, id: string, operation: Oper
     }
     const token = randomUUID();
     const owner = ctx.services.processKey;
-    const claimed = await ctx.db.claims.claim({ id, operation, owner, token, from, charge });
+    const claimed = await ctx.db.claims.claim({ id, operation, owner, token, from, charge, who: whoOf(ctx) });
     if (claimed) {
       return { kind: 'claimed', token, owner, held: true, paymentId: claimed.journaled ? charge?.paymentId : undefined, ...claimed };
     }
@@ -80,6 +82,7 @@ export async function holding<T>(ctx: DomainContext, claim: HeldOrder, work: () 
         owner: claim.owner,
         state: claim.nothingMoved ? 'failed' : 'in_doubt',
         outcome: `order-up could not record the outcome (${err instanceof AppError ? err.code : 'internal error'})`,
+        who: whoOf(ctx),
       }).catch((e: unknown) => ctx.log.error({ err: e, orderId: claim.order.id }, 'could not release an order; it is recovered on its next use'));
       claim.held = false;
     }
@@ -89,25 +92,32 @@ export async function holding<T>(ctx: DomainContext, claim: HeldOrder, work: () 
   }
 }
 
+/** What finishing a claim records besides the new status: the cancel's reason, and what the timeline says. */
+export interface FinishExtra {
+  cancelReason?: string | null;
+  /** Events before the transition's own (a payment's outcome). */
+  events?: NewEvent[];
+  /** What the transition's event says (e.g. the amount refunded). */
+  eventData?: Record<string, unknown>;
+}
+
 /**
  * Moves a held order to `to` (through the state machine) - or leaves its status as it is with
- * `to = null` - and releases it, recording the outcome of its payment in the same statement.
- * Returns false when nothing was written (the order or the started payment was no longer ours).
+ * `to = null` - and releases it, recording the outcome of its payment and the events of both in the
+ * same statement. Entering a state always writes its event (`order.<status>`), except `charged`
+ * after a charge call, whose `charge.succeeded` event says it. Returns false when nothing was
+ * written (the order or the started payment was no longer ours).
  */
-export async function tryFinishClaim(
-  ctx: DomainContext,
-  claim: HeldOrder,
-  to: OrderStatus | null,
-  payment?: PaymentOutcome,
-  extra: { cancelReason?: string | null } = {},
-): Promise<boolean> {
+export async function tryFinishClaim(ctx: DomainContext, claim: HeldOrder, to: OrderStatus | null, payment?: PaymentOutcome, extra: FinishExtra = {}): Promise<boolean> {
   const { order } = claim;
   let change;
+  const events = [...(extra.events ?? [])];
   if (to !== null) {
     const next = enter({ ...order }, to);
     change = { ...next, cancelReason: extra.cancelReason !== undefined ? extra.cancelReason : next.cancelReason };
+    if (!(to === 'charged' && payment)) events.push(entered(to, extra.eventData));
   }
-  const done = await ctx.db.claims.finish({ id: order.id, token: claim.token, change, payment });
+  const done = await ctx.db.claims.finish({ id: order.id, token: claim.token, change, payment, events, who: whoOf(ctx) });
   if (done) {
     claim.held = false;
     if (change) Object.assign(order, change);
@@ -116,7 +126,7 @@ export async function tryFinishClaim(
 }
 
 /** As tryFinishClaim, for work with no payment to record: losing the order on the way is an error. */
-export async function finishClaim(ctx: DomainContext, claim: HeldOrder, to: OrderStatus, extra: { cancelReason?: string | null } = {}): Promise<void> {
+export async function finishClaim(ctx: DomainContext, claim: HeldOrder, to: OrderStatus, extra: FinishExtra = {}): Promise<void> {
   if (!(await tryFinishClaim(ctx, claim, to, undefined, extra))) {
     throw new Error(`order ${claim.order.id} was no longer held by this process`);
   }
@@ -146,7 +156,7 @@ async function refuseUnlessAbandoned(ctx: DomainContext, order: OrderWithClaim):
   if (ours && order.operationToken !== null && !ctx.services.activeClaims.has(order.operationToken)) {
     // Ours, but no work of ours holds it any more (a failure kept us from letting go). The token
     // makes sure only that very claim is released, never a newer one.
-    await ctx.db.claims.abandon({ id: order.id, token: order.operationToken, owner, state: 'in_doubt', outcome: 'order-up could not record the outcome' });
+    await ctx.db.claims.abandon({ id: order.id, token: order.operationToken, owner, state: 'in_doubt', outcome: 'order-up could not record the outcome', who: whoOf(ctx) });
     return;
   }
   if (owner !== null && !ours && !(await isOwnerAlive(ctx, owner))) {

@@ -2,6 +2,7 @@ import type { DomainContext } from './context.js';
 import { AppError, reconnecting } from './errors.js';
 import { claimOrder, finishClaim, holding } from './exclusive.js';
 import { orderView, type OrderView } from './orders.js';
+import { fulfillmentItem, whoOf } from './events.js';
 
 // The fulfillment service has no one-at-a-time rule; a few items at once keep big orders quick.
 const PARALLEL_ITEMS = 4;
@@ -28,7 +29,10 @@ export async function fulfillOrder(ctx: DomainContext, id: string): Promise<{ or
       }
       return ctx.services.fulfillment.fulfill({ description: item.description, quantity: item.quantity, orderID: order.id });
     });
-    // Logged after the fact, in line-item order, so a parallel run still reads top to bottom.
+    // On the timeline and in the log after the fact, in line-item order, so a parallel run still
+    // reads top to bottom. Items never sent (the lease was lost) are not on the timeline.
+    const sent = items.flatMap((item, i) => (leaseLost && !results[i].ok && results[i].detail === 'not sent' ? [] : [fulfillmentItem(item, results[i])]));
+    if (sent.length > 0) await ctx.db.events.append(order.id, whoOf(ctx), sent);
     results.forEach((result, i) => {
       const line = { orderId: id, item: i + 1, of: items.length, description: items[i].description };
       if (result.ok) ctx.log.info(line, 'line item fulfilled');

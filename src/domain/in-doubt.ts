@@ -2,6 +2,7 @@ import type { PaymentKind, PaymentRecord, PaymentState } from '../db/records.js'
 import type { DomainContext } from './context.js';
 import { AppError } from './errors.js';
 import { enter, type OrderStatus } from './order-state.js';
+import { whoOf } from './events.js';
 import { getOrder, type OrderView } from './orders.js';
 
 /**
@@ -63,6 +64,7 @@ export async function resolvePayment(
   ctx: DomainContext,
   paymentId: string,
   succeeded: boolean,
+  note?: string,
 ): Promise<{ payment: ResolvedPaymentView; order: OrderView }> {
   if (!UUID.test(paymentId)) throw notFound(paymentId);
   const outcome = `resolved by staff: ${succeeded ? 'succeeded' : 'failed'}`;
@@ -100,6 +102,13 @@ export async function resolvePayment(
       if (to === 'cancelled') order.cancelReason = payment.cancelReason;
       await tx.orders.setStatus(orderId, order);
     }
+    // The resolution and the move it makes, on the timeline in the same transaction.
+    await tx.events.append(orderId, whoOf(ctx), [
+      {
+        type: 'payment.resolved',
+        data: { paymentId, kind: payment.kind, amountCents: payment.amountCents, outcome: state, orderStatus: order.status, ...(note ? { note } : {}) },
+      },
+    ]);
     ctx.log.info({ paymentId, orderId, kind: payment.kind, outcome: state, orderStatus: order.status }, 'in-doubt payment resolved by staff');
     return { ...paymentView({ ...payment, outcome }), state, resolvedAt: now.toISOString() };
   });

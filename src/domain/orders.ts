@@ -3,6 +3,7 @@ import { OrderExists } from '../db/orders-repo.js';
 import type { OrderRecord } from '../db/records.js';
 import type { DomainContext } from './context.js';
 import { AppError, invalid, type FieldError } from './errors.js';
+import { orderCreated, whoOf } from './events.js';
 import type { OrderStatus } from './order-state.js';
 
 export interface NewOrderInput {
@@ -100,7 +101,7 @@ export async function createOrder(ctx: DomainContext, input: NewOrderInput): Pro
     cancelReason: null,
   };
   try {
-    await ctx.db.orders.insert(order);
+    await ctx.db.orders.insert(order, whoOf(ctx), [orderCreated(order)]);
   } catch (err) {
     if (err instanceof OrderExists) throw new AppError('order_exists', `An order with the ID "${order.id}" already exists.`);
     throw err;

@@ -3,7 +3,8 @@ import type { PaymentKind, PaymentState } from '../db/records.js';
 import type { ChargeOutcome, ChargeRequest, QueueSlot } from '../upstream/charge-service.js';
 import type { DomainContext } from './context.js';
 import { AppError, reconnecting } from './errors.js';
-import { RECOVERED_OUTCOME, tryFinishClaim, type HeldOrder } from './exclusive.js';
+import { RECOVERED_OUTCOME, tryFinishClaim, type FinishExtra, type HeldOrder } from './exclusive.js';
+import { paymentOutcome, whoOf } from './events.js';
 import { findOrder } from './orders.js';
 import type { OrderStatus } from './order-state.js';
 
@@ -26,7 +27,7 @@ export async function journalRefund(
   const { order } = claim;
   // Only while this very claim still holds the order (its row locked meanwhile): should another
   // process have recovered the order, no refund is journaled, so none is sent.
-  const refund = await ctx.db.payments.journalRefund({ orderId: order.id, token: claim.token, paymentId, owner: claim.owner, cancelReason });
+  const refund = await ctx.db.payments.journalRefund({ orderId: order.id, token: claim.token, paymentId, owner: claim.owner, cancelReason, who: whoOf(ctx) });
   if (!refund) {
     if (!ctx.services.lease.holds(claim.owner)) {
       throw reconnecting('no refund was sent. Try again in a moment.');
@@ -71,14 +72,17 @@ async function settle(
   kind: PaymentKind,
   outcome: ChargeOutcome,
   onSuccess: OrderStatus,
-  extra: { cancelReason?: string | null } = {},
+  request: ChargeRequest,
+  extra: FinishExtra = {},
 ): Promise<void> {
   const paymentId = claim.paymentId!;
   const payment = { id: paymentId, state: STATE_OF[outcome.kind], outcome: describe(outcome) };
+  const event = paymentOutcome(kind, paymentId, request.amountCents, outcome, payment.outcome);
   claim.nothingMoved = movedNoMoney(outcome);
   for (let attempt = 1; ; attempt += 1) {
     try {
-      if (await tryFinishClaim(ctx, claim, outcome.kind === 'succeeded' ? onSuccess : null, payment, extra)) break;
+      const finish = { ...extra, events: [event, ...(extra.events ?? [])] };
+      if (await tryFinishClaim(ctx, claim, outcome.kind === 'succeeded' ? onSuccess : null, payment, finish)) break;
       if (await alreadyRecorded(ctx, payment)) {
         claim.held = false;
         if (outcome.kind === 'succeeded') Object.assign(claim.order, await getOrderRecordState(ctx, claim.order.id));
@@ -86,7 +90,7 @@ async function settle(
       }
       // Another process recovered the order meanwhile and, not knowing, marked the payment in doubt.
       // When nothing moved (refused, or never sent) we do know: record that instead.
-      if (claim.nothingMoved && (await correctRecovered(ctx, payment))) {
+      if (claim.nothingMoved && (await correctRecovered(ctx, payment, outcome.kind))) {
         claim.held = false;
         break;
       }
@@ -106,8 +110,8 @@ async function settle(
 }
 
 /** A payment recovered as in doubt by another process, corrected to what this one knows after all. */
-function correctRecovered(ctx: DomainContext, payment: PaymentOutcome): Promise<boolean> {
-  return ctx.db.payments.correctInDoubt(payment.id, RECOVERED_OUTCOME, payment);
+function correctRecovered(ctx: DomainContext, payment: PaymentOutcome, eventState: string): Promise<boolean> {
+  return ctx.db.payments.correctInDoubt(payment.id, RECOVERED_OUTCOME, payment, eventState, whoOf(ctx));
 }
 
 async function alreadyRecorded(ctx: DomainContext, payment: PaymentOutcome): Promise<boolean> {
@@ -133,7 +137,7 @@ export async function sendAndSettle(
   request: ChargeRequest,
   kind: PaymentKind,
   onSuccess: OrderStatus,
-  extra: { cancelReason?: string | null } = {},
+  extra: FinishExtra = {},
 ): Promise<ChargeOutcome> {
   let recorded!: () => void;
   const outcomeRecorded = new Promise<void>((resolve) => (recorded = resolve));
@@ -142,7 +146,7 @@ export async function sendAndSettle(
     onLateAnswer: lateAnswerNote(ctx, claim.paymentId!, kind, outcomeRecorded),
   });
   try {
-    await settle(ctx, claim, kind, outcome, onSuccess, extra);
+    await settle(ctx, claim, kind, outcome, onSuccess, request, extra);
   } finally {
     recorded();
   }
@@ -167,7 +171,7 @@ function lateAnswerNote(
     const late = describe(outcome);
     ctx.log.warn({ paymentId, kind, lateOutcome: late }, `the charge service answered the timed-out ${kind} late; it stays in doubt until staff resolve it`);
     try {
-      if (await ctx.db.payments.noteOnInDoubt(paymentId, `; later: ${late}`)) return;
+      if (await ctx.db.payments.noteOnInDoubt(paymentId, `; later: ${late}`, late, whoOf(ctx))) return;
       const row = await ctx.db.payments.find(paymentId);
       const tookMoney = outcome.kind === 'succeeded';
       const contradicts = (row?.state === 'failed' && tookMoney) || (row?.state === 'succeeded' && movedNoMoney(outcome));

@@ -158,6 +158,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/orders/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The order's ID.
+                 * @example 3q2-7wEBpZf0aWk1R9cTnA
+                 */
+                id: components["parameters"]["OrderId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * An order's timeline
+         * @description For the staff site's order page: everything that happened to the order, oldest first -
+         *     created, each charge or refund started and how it ended, cancelled (with the reason), each
+         *     line item sent to the fulfillment service and its outcome, fulfilled, a payment resolved by
+         *     staff, work recovered from a server that stopped. Each event says when, who (`actor`: the
+         *     customer, a staff member by name, a CLI user, or the system) and, where an HTTP request
+         *     caused it, that request's `X-Request-Id`. Paged like the order list: repeat with
+         *     `cursor=<nextCursor>` while `nextCursor` is not `null`; events that happen meanwhile come on
+         *     later pages, never twice.
+         *
+         *     * `200`: render `events` top to bottom (see `OrderEvent` for the types).
+         *     * `404 order_not_found`: no such order.
+         *     * `401 unauthorized`: send the staff member to sign in.
+         */
+        get: operations["listOrderEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/orders/{id}/charge": {
         parameters: {
             query?: never;
@@ -449,6 +486,54 @@ export interface components {
              * @example eyJzIjoiMTIzNCJ9
              */
             nextCursor: string | null;
+        };
+        EventPage: {
+            /** @description Oldest first. */
+            events: components["schemas"]["OrderEvent"][];
+            /** @description Pass as `cursor` to get the next page; `null` on the last page. */
+            nextCursor: string | null;
+        };
+        /**
+         * @description One change of an order, written in the same database transaction as the change itself.
+         *     `type` is one of:
+         *
+         *     | type | what happened | `data` |
+         *     |---|---|---|
+         *     | `order.created` | the order was created | `totalCents`, `lineItems` (how many) |
+         *     | `charge.started`, `refund.started` | a call to the charge service was recorded, just before it was sent | `paymentId`, `kind`, `amountCents` (as sent: a refund is negative), a refund's `reason` |
+         *     | `charge.succeeded`, `refund.succeeded` | the charge service took the charge or made the refund (a succeeded charge is the move to `charged`) | as above, plus `outcome` |
+         *     | `charge.declined`, `refund.declined` | the charge service refused (4xx): nothing moved | as above, plus `upstreamStatus` |
+         *     | `charge.failed`, `refund.failed` | nothing moved (another status, or the service could not be reached) | as above |
+         *     | `charge.in_doubt`, `refund.in_doubt` | the outcome is unknown (timeout, broken connection, a server stopped during the call) | as above |
+         *     | `charge.late_answer`, `refund.late_answer` | the service answered a call already in doubt; staff still resolve it | `paymentId`, `answer` |
+         *     | `payment.resolved` | staff recorded an in-doubt payment's outcome | `paymentId`, `kind`, `amountCents`, `outcome` (`succeeded` or `failed`), `orderStatus`, `note`? |
+         *     | `order.charged` | a zero total moved to `charged` without a charge call | `chargedCents` (0) |
+         *     | `order.cancelled` | the order was cancelled | `reason`, `refundedCents` |
+         *     | `fulfillment.item` | one line item was sent to the fulfillment service | `description`, `quantity`, `outcome` (`fulfilled`, `failed`, `timeout`), `detail`? |
+         *     | `order.fulfilled` | every line item was fulfilled | |
+         *     | `operation.recovered` | a server stopped while it held the order for an operation; the hold was let go (actor `system`) | `operation` |
+         *
+         *     Events of orders created before the timeline existed are backfilled from what was stored
+         *     (`data.backfilled: true`, actor `system`). No event ever holds a card token.
+         */
+        OrderEvent: {
+            /** @description Orders the events; increases with every event. */
+            seq: number;
+            at: components["schemas"]["Timestamp"];
+            /** @example charge.succeeded */
+            type: string;
+            actor: {
+                /** @enum {string} */
+                kind: "customer" | "staff" | "cli" | "system";
+                /** @description The staff token's holder (staff) or the user (cli). */
+                name?: string;
+            };
+            /** @description The `X-Request-Id` of the request that caused it; `null` when none did (CLI, system). */
+            requestId: string | null;
+            /** @description Details by `type` (amounts in cents). */
+            data: {
+                [key: string]: unknown;
+            };
         };
         Health: {
             /** @constant */
@@ -1011,6 +1096,49 @@ export interface operations {
                 };
             };
             400: components["responses"]["InvalidRequest"];
+            404: components["responses"]["OrderNotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    listOrderEvents: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The most orders to return in this page.
+                 * @example 50
+                 */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description The `nextCursor` of the previous page, unchanged; omit for the first page. Opaque: do not
+                 *     parse or build it. A malformed cursor answers `400 invalid_request`.
+                 * @example eyJzIjoiMTIzNCJ9
+                 */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description The order's ID.
+                 * @example 3q2-7wEBpZf0aWk1R9cTnA
+                 */
+                id: components["parameters"]["OrderId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of the order's events, oldest first. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventPage"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
             404: components["responses"]["OrderNotFound"];
             500: components["responses"]["InternalError"];
         };

@@ -7,7 +7,7 @@ import type { DomainContext } from '../domain/context.js';
 import { sendProblem } from './problem.js';
 import { docsAssetPath, SPEC_PATH } from './assets.js';
 import { handlers } from './handlers.js';
-import { isStaff } from './auth.js';
+import { staffHolder } from './auth.js';
 import { oneRequestPerTurn } from './intake.js';
 import { requestLog, type RequestLocals } from './request-log.js';
 import { cors } from './cors.js';
@@ -64,9 +64,14 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
 
   app.use((req: Request, res: Response, next: NextFunction) => {
     let route;
+    let staff: string | undefined;
     try {
       route = router.match(req.method, req.path);
-      if (isStaffOnly(route.operation) && !isStaff(req.headers.authorization, deps.config.staffTokens)) throw staffOnly();
+      if (isStaffOnly(route.operation)) {
+        staff = staffHolder(req.headers.authorization, deps.config.staffHolders);
+        if (staff === undefined) throw staffOnly();
+        (res.locals as RequestLocals).staff = staff;
+      }
     } catch (err) {
       return next(err);
     }
@@ -74,7 +79,7 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
     const params = route.encodedParams;
     readJsonBody(req, res, (err?: unknown) => {
       if (err) return next(err);
-      serve(deps, api, operation, req, res, () => decodeParams({ operation, encodedParams: params })).catch(next);
+      serve(deps, api, operation, req, res, () => decodeParams({ operation, encodedParams: params }), staff).catch(next);
     });
   });
 
@@ -84,13 +89,23 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
   return app;
 }
 
-async function serve(deps: HttpDeps, api: OpenAPIBackend, operation: Operation, req: Request, res: Response, params: () => Record<string, string>) {
+async function serve(
+  deps: HttpDeps,
+  api: OpenAPIBackend,
+  operation: Operation,
+  req: Request,
+  res: Response,
+  params: () => Record<string, string>,
+  staff: string | undefined,
+) {
   const request = validateRequest(api, operation, params(), req);
   checkBodyText(request.body);
   const locals = res.locals as RequestLocals;
   const ctx: DomainContext = {
     db: deps.db,
     services: deps.services,
+    actor: staff === undefined ? { kind: 'customer' } : { kind: 'staff', name: staff },
+    requestId: locals.requestId,
     get log() {
       return locals.log;
     },
@@ -98,7 +113,7 @@ async function serve(deps: HttpDeps, api: OpenAPIBackend, operation: Operation, 
   const handle = () => handlers[request.operationId](request, { ctx, deps, req, res });
   const key = request.headers[IDEMPOTENCY_HEADER];
   if (typeof key === 'string' && takesIdempotencyKey(operation)) {
-    const caller = isStaffOnly(operation) ? 'staff:staff' : 'public';
+    const caller = staff === undefined ? 'public' : `staff:${staff}`;
     await answerOnce(ctx, key, caller, deps.config.idempotencyTtlMs, req, res, async () => (await handle()) as Answer);
     return;
   }

@@ -1,17 +1,19 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-
-const digest = (s: string) => createHash('sha256').update(s).digest();
+import { timingSafeEqual } from 'node:crypto';
+import { sha256, type StaffHolder } from '../staff-tokens.js';
 
 /**
- * True when the Authorization header carries one of the staff tokens. Both sides are hashed to a
- * fixed length first so the comparison takes the same time whatever the token's length or content.
+ * The name of the staff member whose token the Authorization header carries, or undefined. The
+ * given token is hashed and compared with every holder's digest in constant time, so the
+ * comparison takes the same time whatever the token's length or content, and whichever matches.
  */
-export function isStaff(header: string | string[] | undefined, tokens: string[]): boolean {
+export function staffHolder(header: string | string[] | undefined, holders: StaffHolder[]): string | undefined {
   const value = Array.isArray(header) ? header[0] : header;
   const match = /^Bearer\s+(\S+)\s*$/i.exec(value ?? '');
-  if (!match) return false;
-  const given = digest(match[1]);
-  let ok = false;
-  for (const token of tokens) ok = timingSafeEqual(given, digest(token)) || ok;
-  return ok;
+  if (!match) return undefined;
+  const given = sha256(match[1]);
+  let found: string | undefined;
+  for (const holder of holders) {
+    if (timingSafeEqual(given, holder.digest) && found === undefined) found = holder.name;
+  }
+  return found;
 }

@@ -6,6 +6,7 @@ import { AppError, reconnecting } from '../domain/errors.js';
 import { chargeOrder } from '../domain/charge.js';
 import { cancelOrder } from '../domain/cancel.js';
 import { fulfillOrder } from '../domain/fulfill.js';
+import { orderEvents } from '../domain/timeline.js';
 import type { components } from '../generated/order-up.js';
 import { DOCS_HTML, SPEC_PATH } from './assets.js';
 
@@ -59,6 +60,12 @@ export const handlers: Record<string, Handler> = {
   },
 
   fulfillOrder: async (r, { ctx }) => ({ status: 200, body: (await fulfillOrder(ctx, r.params.id)) satisfies Schemas['OrderEnvelope'] }),
+
+  listOrderEvents: async (r, { ctx }) => {
+    const q = r.query as { limit?: number | string; cursor?: string };
+    const page = await orderEvents(ctx, r.params.id, { limit: q.limit === undefined ? undefined : Number(q.limit), cursor: q.cursor });
+    return { status: 200, body: page satisfies Schemas['EventPage'] };
+  },
 
   listOrders: async (r, { ctx }) => {
     const q = r.query as { status?: OrderStatus; limit?: number | string; cursor?: string };

@@ -9,6 +9,8 @@ export interface RequestLocals {
   requestId: string;
   /** The log of this request (a child with its reqId), made on first use: most requests only need the access line. */
   log: Logger;
+  /** The staff token's holder, on a staff endpoint. */
+  staff?: string;
 }
 
 /**
@@ -22,12 +24,12 @@ export function requestLog(log: Logger): (req: Request, res: Response, next: Nex
     let child: Logger | undefined;
     const locals = res.locals as RequestLocals;
     locals.requestId = requestId;
-    Object.defineProperty(locals, 'log', { get: () => (child ??= log.child({ reqId: requestId })), enumerable: true });
+    Object.defineProperty(locals, 'log', { get: () => (child ??= log.child({ reqId: requestId, staff: locals.staff })), enumerable: true });
     res.setHeader('X-Request-Id', requestId);
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      log.info({ reqId: requestId, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
+      log.info({ reqId: requestId, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10, staff: locals.staff }, 'request');
     });
     next();
   };

@@ -3,6 +3,7 @@ import { Migration20261125000000_initial } from './Migration20261125000000_initi
 import { Migration20261125010000_refund_reason } from './Migration20261125010000_refund_reason.js';
 import { Migration20261125020000_operation_token } from './Migration20261125020000_operation_token.js';
 import { Migration20261129000000_idempotency_keys } from './Migration20261129000000_idempotency_keys.js';
+import { Migration20261129010000_order_events } from './Migration20261129010000_order_events.js';
 import { MIGRATION_NAMES, type MigrationName } from './names.js';
 
 const CLASSES: Record<MigrationName, new (...args: ConstructorParameters<typeof Migration>) => Migration> = {
@@ -10,6 +11,7 @@ const CLASSES: Record<MigrationName, new (...args: ConstructorParameters<typeof 
   Migration20261125010000_refund_reason,
   Migration20261125020000_operation_token,
   Migration20261129000000_idempotency_keys,
+  Migration20261129010000_order_events,
 };
 
 // Listed explicitly (not discovered by glob) so the same list works from dist/, under jest and in the CLI.

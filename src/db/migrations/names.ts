@@ -6,6 +6,7 @@ export const MIGRATION_NAMES = [
   'Migration20261125010000_refund_reason',
   'Migration20261125020000_operation_token',
   'Migration20261129000000_idempotency_keys',
+  'Migration20261129010000_order_events',
 ] as const;
 
 export type MigrationName = (typeof MIGRATION_NAMES)[number];
