@@ -84,7 +84,7 @@ export function runNode(args: string[], env: Record<string, string>, logFile: st
 }
 
 /** `root` and every process below it, from the parent pids in /proc. */
-function processTree(root: number): number[] {
+export function processTree(root: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -105,10 +105,12 @@ function processTree(root: number): number[] {
   return tree;
 }
 
-/** The fields of /proc/PID/stat after the command name: [0] is the state, [1] the parent pid. */
-function statFields(pid: number): string[] {
+/** The fields of /proc/PID/stat after the command name ([0] is the state, [1] the parent pid), and the name. */
+function statFields(pid: number): string[] & { comm?: string } {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields: string[] & { comm?: string } = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  fields.comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+  return fields;
 }
 
 /** Resident memory (bytes) of `root` and all its descendants (order-up's workers, when it has any). */
@@ -124,20 +126,20 @@ export function treeRss(root: number): number {
   return sum;
 }
 
-/** CPU time so far, in clock ticks: the whole machine's (busy and all) and each process's of this benchmark's tree. */
+/** CPU time so far, in clock ticks (10 ms): the whole machine's, and each process's of this benchmark's tree. */
 export interface CpuSnapshot {
   busy: number;
   all: number;
-  ours: Map<number, number>;
+  ours: Map<number, { ticks: number; comm: string }>;
 }
 
 export function cpuSnapshot(): CpuSnapshot {
   const [user, nice, system, idle, iowait, irq, softirq, steal] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1).map(Number);
-  const ours = new Map<number, number>();
+  const ours = new Map<number, { ticks: number; comm: string }>();
   for (const pid of processTree(process.pid)) {
     try {
       const fields = statFields(pid);
-      ours.set(pid, Number(fields[11]) + Number(fields[12])); // utime + stime
+      ours.set(pid, { ticks: Number(fields[11]) + Number(fields[12]), comm: fields.comm ?? '' }); // utime + stime
     } catch {
       // gone meanwhile
     }
@@ -147,14 +149,22 @@ export function cpuSnapshot(): CpuSnapshot {
 }
 
 /**
+ * CPU ms that the processes of ours picked by `which` used between two snapshots. Counted per
+ * process: one that ends meanwhile loses its time in between (a difference of sums would lose its
+ * whole life).
+ */
+export function cpuMsBetween(before: CpuSnapshot, after: CpuSnapshot, which: (pid: number, comm: string) => boolean): number {
+  let ticks = 0;
+  for (const [pid, { ticks: now, comm }] of after.ours) if (which(pid, comm)) ticks += now - (before.ours.get(pid)?.ticks ?? 0);
+  return ticks * 10;
+}
+
+/**
  * The share of the machine that processes outside this benchmark (other work on a shared box, or a
  * DATABASE_URL server on it) used between two snapshots: anything far above 0 makes that run suspect.
- * Counted per process: one of ours that ends meanwhile adds at most its time in between to the
- * others' share (a difference of sums would add its whole life).
  */
 export function othersShare(before: CpuSnapshot, after: CpuSnapshot): number {
-  let ours = 0;
-  for (const [pid, ticks] of after.ours) ours += ticks - (before.ours.get(pid) ?? 0);
+  const ours = cpuMsBetween(before, after, () => true) / 10;
   return Math.max(0, after.busy - before.busy - ours) / Math.max(1, after.all - before.all);
 }
 

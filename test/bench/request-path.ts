@@ -171,8 +171,10 @@ async function smokeCheck(servers: Record<ServerName, ChildServer>): Promise<voi
   if (shapes.size > 1) throw new Error(`the servers answer differently shaped orders: ${[...shapes].map(([s, n]) => `${n.join(', ')}: ${s}`).join('; ')}`);
 }
 
+const ms = (x: number) => (Number.isNaN(x) ? 'n/a' : x.toFixed(2));
 const summary = (run: Run) =>
-  `${Math.round(run.rps)} req/s  p99 ${run.p99} ms  other processes ${Math.round(run.others * 100)}% of the machine` +
+  `${Math.round(run.rps)} req/s  p99 ${run.p99} ms  CPU per request: server ${ms(run.serverCpu)} ms, PostgreSQL ${ms(run.dbCpu)} ms  ` +
+  `other processes ${Math.round(run.others * 100)}% of the machine` +
   (run.failed > 0 ? `  FAILED: ${run.failures}` : '');
 
 interface Scenario {
@@ -202,12 +204,12 @@ function scenarios(ids: string[]): Scenario[] {
 
 /** A/B/C/A/B/C...: BENCH_ROUNDS measured runs per server, after one warm-up run each. Answers false on failed requests. */
 async function measureScenario(scenario: Scenario, servers: Record<ServerName, ChildServer>): Promise<boolean> {
-  for (const name of SERVERS) await load(servers[name].url, scenario.requests, WARMUP, CONNECTIONS);
+  for (const name of SERVERS) await load(servers[name], scenario.requests, WARMUP, CONNECTIONS);
   const runs: Record<ServerName, Run[]> = { plain: [], lean: [], 'order-up': [] };
   let ok = true;
   for (let round = 1; round <= ROUNDS; round += 1) {
     for (const name of SERVERS) {
-      const run = await load(servers[name].url, scenario.requests, SECONDS, CONNECTIONS);
+      const run = await load(servers[name], scenario.requests, SECONDS, CONNECTIONS);
       runs[name].push(run);
       out(`    ${scenario.label}  round ${round}  ${name.padEnd(8)}  ${summary(run)}`);
       if (run.failed > 0) ok = false;
@@ -215,9 +217,11 @@ async function measureScenario(scenario: Scenario, servers: Record<ServerName, C
   }
   const rps = (name: ServerName) => median(runs[name].map((r) => r.rps));
   const p99 = (name: ServerName) => median(runs[name].map((r) => r.p99));
+  const cpu = (name: ServerName) => median(runs[name].map((r) => r.serverCpu));
+  const each = (f: (name: ServerName) => string) => [...SERVERS].reverse().map((n) => `${n} ${f(n)}`);
   const detail =
-    `(${SERVERS.map((n) => `${n} ${Math.round(rps(n))}`).reverse().join(', ')}; ` +
-    `p99 ms ${SERVERS.map((n) => `${n} ${p99(n)}`).reverse().join(' ')})`;
+    `(${each((n) => String(Math.round(rps(n)))).join(', ')}; p99 ms ${each((n) => String(p99(n))).join(' ')}; ` +
+    `server CPU ms per request ${each((n) => ms(cpu(n))).join(' ')})`;
   out(`${(rps('order-up') / rps('plain')).toFixed(3)}  ${scenario.label}  order-up/plain req/s  ${detail}`);
   out(`${(rps('lean') / rps('plain')).toFixed(3)}  ${scenario.label}  lean/plain req/s  ${detail}`);
   return ok;
@@ -234,7 +238,7 @@ async function measureMemory(server: ChildServer, ids: string[], fresh: number):
   let ok = true;
   for (let round = 1; round <= 2; round += 1) {
     const sampler = sampleRss(server.pid);
-    const run = await load(server.url, mix, MIX_SECONDS, CONNECTIONS);
+    const run = await load(server, mix, MIX_SECONDS, CONNECTIONS);
     peaks.push(sampler.stop());
     out(`    mix ${round}  order-up  peak RSS ${mb(peaks[round - 1])}  ${summary(run)}`);
     if (run.failed > 0) ok = false;
