@@ -14,7 +14,7 @@ export interface Run {
   failures: string;
   /** share of the machine used meanwhile by processes that are not part of the benchmark */
   others: number;
-  /** CPU ms per 2xx answer of the server (with its children) and of PostgreSQL (NaN when it is not ours) */
+  /** CPU ms per 2xx answer of the server (with its children) and of PostgreSQL (NaN when it is not ours, or without answers) */
   serverCpu: number;
   dbCpu: number;
 }
@@ -30,7 +30,7 @@ export async function load(server: { url: string; pid: number }, requests: autoc
   const serverPids = new Set(processTree(server.pid));
   const isPostgres = (_pid: number, comm: string) => comm === 'postgres';
   const hasPostgres = [...after.ours].some(([pid, { comm }]) => isPostgres(pid, comm));
-  const answered = Math.max(1, r['2xx']);
+  const perAnswer = (ms: number) => (r['2xx'] > 0 ? ms / r['2xx'] : NaN);
   const bad = Object.entries(r.statusCodeStats)
     .filter(([code]) => !code.startsWith('2'))
     .map(([code, { count }]) => `${code} x${count}`);
@@ -41,8 +41,8 @@ export async function load(server: { url: string; pid: number }, requests: autoc
     failed: r.non2xx + r.errors,
     failures: bad.join(', '),
     others: othersShare(before, after),
-    serverCpu: cpuMsBetween(before, after, (pid) => serverPids.has(pid)) / answered,
-    dbCpu: hasPostgres ? cpuMsBetween(before, after, isPostgres) / answered : NaN,
+    serverCpu: perAnswer(cpuMsBetween(before, after, (pid) => serverPids.has(pid))),
+    dbCpu: hasPostgres ? perAnswer(cpuMsBetween(before, after, isPostgres)) : NaN,
   };
 }
 

@@ -143,10 +143,10 @@ async function startServers(databaseUrl: string, logDir: string): Promise<Record
 }
 
 /**
- * Before measuring: every server answers each scenario's request as expected and with orders of
- * the same shape, so the three do comparable work (and a broken baseline cannot look fast).
+ * Before measuring: every server answers each scenario's request as expected, and the same seeded
+ * order identically, so the three do comparable work (and a broken baseline cannot look fast).
  */
-async function smokeCheck(servers: Record<ServerName, ChildServer>): Promise<void> {
+async function smokeCheck(servers: Record<ServerName, ChildServer>, seededId: string): Promise<void> {
   const shapes = new Map<string, ServerName[]>();
   for (const name of SERVERS) {
     const { url } = servers[name];
@@ -165,10 +165,11 @@ async function smokeCheck(servers: Record<ServerName, ChildServer>): Promise<voi
       orders: unknown[];
     };
     if (page.orders.length !== 100) throw new Error(`${name}: GET /orders?limit=100 answered ${page.orders.length} orders`);
-    const shape = `${Object.keys(order).join(',')} / ${Object.keys(page).join(',')}`;
+    const seeded = await (await expect('GET /orders/{id}', await fetch(`${url}/orders/${seededId}`), 200)).text();
+    const shape = `${JSON.stringify(JSON.parse(seeded))} / ${Object.keys(order).join(',')} / ${Object.keys(page).join(',')}`;
     shapes.set(shape, [...(shapes.get(shape) ?? []), name]);
   }
-  if (shapes.size > 1) throw new Error(`the servers answer differently shaped orders: ${[...shapes].map(([s, n]) => `${n.join(', ')}: ${s}`).join('; ')}`);
+  if (shapes.size > 1) throw new Error(`the servers answer orders differently: ${[...shapes].map(([s, n]) => `${n.join(', ')}: ${s}`).join('; ')}`);
 }
 
 const ms = (x: number) => (Number.isNaN(x) ? 'n/a' : x.toFixed(2));
@@ -268,7 +269,7 @@ async function main(): Promise<void> {
   const ids = await seed(databaseUrl);
   const servers = await startServers(databaseUrl, logDir);
   const fresh = treeRss(servers['order-up'].pid);
-  await smokeCheck(servers);
+  await smokeCheck(servers, ids[0]);
 
   const results: boolean[] = [];
   for (const scenario of scenarios(ids)) results.push(await measureScenario(scenario, servers));
