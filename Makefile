@@ -12,7 +12,7 @@ help:
 	@echo "make run    - install, build and serve on http://127.0.0.1:8888 (embedded PostgreSQL, simulated upstreams)"
 	@echo "make test   - install and run every check and test (embedded PostgreSQL unless DATABASE_URL is set)"
 	@echo "make build  - compile; afterwards 'npx order-up <command>' works"
-	@echo "make bench  - benchmarks (charge pipeline efficiency)"
+	@echo "make bench  - benchmarks: request path against two baselines, charge pipeline (BENCH=request or charge: one)"
 	@echo "make docs   - static, self-contained API reference in docs/index.html (open it in a browser)"
 	@echo "make mock   - Prism mock of the API on http://127.0.0.1:4010 (docs/frontend-guide.md)"
 	@echo "make gen    - regenerate $(GENERATED) from $(SPEC)"
@@ -51,9 +51,12 @@ test: lint-spec check-generated typecheck build
 run: build
 	node bin/order-up.js serve --simulate-upstreams
 
+# BENCH=request or BENCH=charge runs only that one (test/bench/request-path.ts, charge-pipeline.ts).
 bench: build
+	@case "$(BENCH)" in ''|request|charge) ;; *) echo "BENCH=$(BENCH): use BENCH=request or BENCH=charge, or neither for both"; exit 2;; esac
 	$(BIN)/tsc -p tsconfig.bench.json
-	node dist/test/bench/charge-pipeline.js
+	[ "$(BENCH)" = charge ] || node dist/test/bench/request-path.js
+	[ "$(BENCH)" = request ] || node dist/test/bench/charge-pipeline.js
 
 # A single self-contained page (Redoc inlined, no CDN; REDOCLY_TELEMETRY=off keeps the CLI and the
 # page from phoning home): works offline and from file://. Generated, not committed (see .gitignore);
