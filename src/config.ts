@@ -6,6 +6,8 @@ export interface Config {
   dataDir: string;
   port: number;
   host: string;
+  /** A second port serving only GET /metrics, without a token (bound to `host`); undefined: none. */
+  metricsPort: number | undefined;
   chargeServiceUrl: string | undefined;
   fulfillmentServiceUrl: string | undefined;
   staffTokens: string[];
@@ -42,6 +44,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: env.ORDER_UP_DATA_DIR || '.order-up',
     port: int(env, 'PORT', 8888, 0, 65535),
     host: env.HOST || '127.0.0.1',
+    metricsPort: env.METRICS_PORT === undefined || env.METRICS_PORT === '' ? undefined : int(env, 'METRICS_PORT', 0, 0, 65535),
     chargeServiceUrl: env.CHARGE_SERVICE_URL || undefined,
     fulfillmentServiceUrl: env.FULFILLMENT_SERVICE_URL || undefined,
     staffTokens: staffTokenGenerated ? [randomBytes(24).toString('base64url')] : tokens,

@@ -10,6 +10,7 @@ import { recoverAbandonedWork } from './domain/exclusive.js';
 import { ChargeLock } from './upstream/charge-lock.js';
 import { ChargeService } from './upstream/charge-service.js';
 import { FulfillmentService } from './upstream/fulfillment-service.js';
+import { Metrics } from './metrics.js';
 
 /** The long-lived parts of one order-up process (server or CLI run), and how to let go of them. */
 export interface Runtime {
@@ -21,6 +22,8 @@ export interface Runtime {
   db: DataAccess;
   databaseUrl: string;
   services: Services;
+  /** This process's Prometheus metrics (src/metrics.ts). */
+  metrics: Metrics;
   /** A domain context for one request or command (its own log). */
   context(log?: Logger): DomainContext;
   /** Waits for queued charges and refunds, then closes connections (and the embedded database if we own it). */
@@ -32,7 +35,12 @@ export interface Runtime {
  * the embedded PostgreSQL under ORDER_UP_DATA_DIR; optionally applies pending migrations; takes
  * this process's lease and recovers the work of processes that are gone.
  */
-export async function openRuntime(config: Config, log: Logger, opts: { migrate: boolean }): Promise<Runtime> {
+export async function openRuntime(
+  config: Config,
+  log: Logger,
+  /** `inDoubtRefreshMs`: how often the in-doubt gauge is read while serving (default 15 s; tests make it short). */
+  opts: { migrate: boolean; inDoubtRefreshMs?: number },
+): Promise<Runtime> {
   let databaseUrl = config.databaseUrl;
   let stopDatabase = async () => {};
   if (!databaseUrl) {
@@ -56,14 +64,16 @@ export async function openRuntime(config: Config, log: Logger, opts: { migrate: 
     throw err;
   }
   const leaseRef = lease;
+  const metrics = new Metrics({ inDoubtRefreshMs: opts.inDoubtRefreshMs });
+  metrics.watchLease(leaseRef);
   const services: Services = {
     get processKey() {
       return leaseRef.key;
     },
     lease: leaseRef,
     activeClaims: new Set(),
-    charge: new ChargeService(config.chargeServiceUrl, config.upstreamTimeoutMs, config.chargeQueueMax, new ChargeLock(url)),
-    fulfillment: new FulfillmentService(config.fulfillmentServiceUrl, config.upstreamTimeoutMs),
+    charge: new ChargeService(config.chargeServiceUrl, config.upstreamTimeoutMs, config.chargeQueueMax, new ChargeLock(url), metrics.charge),
+    fulfillment: new FulfillmentService(config.fulfillmentServiceUrl, config.upstreamTimeoutMs, metrics.fulfillment),
   };
   const ormRef = orm;
   const db = new DataAccess(url);
@@ -74,8 +84,10 @@ export async function openRuntime(config: Config, log: Logger, opts: { migrate: 
     db,
     databaseUrl: url,
     services,
+    metrics,
     context: (l = log) => ({ db, log: l, services }),
     async close() {
+      await metrics.stop();
       await services.charge.close();
       await leaseRef.release();
       await db.close();

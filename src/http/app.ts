@@ -55,14 +55,19 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
   app.set('etag', false);
 
   app.use(oneRequestPerTurn());
-  app.use(requestLog(deps.log));
+  app.use(requestLog(deps.log, deps.metrics));
   if (deps.config.corsOrigins.length > 0) app.use(cors(deps.config.corsOrigins));
-  app.get('/docs/redoc.standalone.js', (_req, res) => res.sendFile(docsAssetPath()));
+  app.get(DOCS_ASSET, (_req, res) => {
+    (res.locals as RequestLocals).route = DOCS_ASSET;
+    res.sendFile(docsAssetPath());
+  });
 
   app.use((req: Request, res: Response, next: NextFunction) => {
     let route;
     try {
       route = router.match(req.method, req.path);
+      // The metrics' route label: the spec's template (/orders/{id}), never the raw path.
+      (res.locals as RequestLocals).route = route.operation.path;
       if (isStaffOnly(route.operation) && !isStaff(req.headers.authorization, deps.config.staffTokens)) throw staffOnly();
     } catch (err) {
       return next(err);
@@ -94,6 +99,8 @@ async function serve(deps: HttpDeps, api: OpenAPIBackend, operation: Operation, 
   };
   await handlers[request.operationId](request, { ctx, deps, req, res });
 }
+
+const DOCS_ASSET = '/docs/redoc.standalone.js';
 
 const isStaffOnly = (operation: Operation) => operation.security?.some((s) => 'staffToken' in s) ?? false;
 

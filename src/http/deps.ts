@@ -3,7 +3,7 @@ import type { Runtime } from '../runtime.js';
 import type { DomainContext } from '../domain/context.js';
 
 /** What the HTTP layer needs of the process. */
-export type HttpDeps = Pick<Runtime, 'db' | 'config' | 'log' | 'context' | 'services'>;
+export type HttpDeps = Pick<Runtime, 'db' | 'config' | 'log' | 'context' | 'services' | 'metrics'>;
 
 /** A request as the spec sees it, once routed and validated. */
 export interface ApiRequest {

@@ -40,6 +40,13 @@ export const handlers: Record<string, Handler> = {
     res.type('text/html').send(DOCS_HTML);
   },
 
+  getMetrics: async (_r, { deps, res }) => {
+    const text = await deps.metrics.text();
+    res.statusCode = 200;
+    res.setHeader('Content-Type', deps.metrics.contentType);
+    res.end(text);
+  },
+
   createOrder: async (r, { ctx, res }) => {
     const order = await createOrder(ctx, r.body as NewOrderInput);
     res.setHeader('Location', `/orders/${encodeURIComponent(order.id)}`);
