@@ -64,7 +64,7 @@ export class Metrics {
 
     this.requests = new Histogram({
       name: 'http_request_duration_seconds',
-      help: 'HTTP requests of the API port by method, route (the spec path template, or "unmatched") and status, from intake to the last byte of the answer.',
+      help: 'HTTP requests of the API port by method, route (the spec path template, or "unmatched") and status, timed from when order-up starts on the request to the last byte of its answer.',
       labelNames: ['method', 'route', 'status'],
       buckets: SECONDS,
       registers,
