@@ -7,6 +7,8 @@ export interface Config {
   dataDir: string;
   port: number;
   host: string;
+  /** A second port serving only GET /metrics, without a token (bound to `host`); undefined: none. */
+  metricsPort: number | undefined;
   chargeServiceUrl: string | undefined;
   fulfillmentServiceUrl: string | undefined;
   /** The entries of ORDER_UP_STAFF_TOKENS as given (or the one made for this run): for start-up banners and workers. */
@@ -72,6 +74,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: env.ORDER_UP_DATA_DIR || '.order-up',
     port: int(env, 'PORT', 8888, 0, 65535),
     host: env.HOST || '127.0.0.1',
+    metricsPort: env.METRICS_PORT === undefined || env.METRICS_PORT === '' ? undefined : int(env, 'METRICS_PORT', 0, 0, 65535),
     chargeServiceUrl: env.CHARGE_SERVICE_URL || undefined,
     fulfillmentServiceUrl: env.FULFILLMENT_SERVICE_URL || undefined,
     staffTokens,

@@ -11,6 +11,7 @@ import { purgeExpiredKeys } from './domain/idempotency.js';
 import { ChargeLock } from './upstream/charge-lock.js';
 import { ChargeService } from './upstream/charge-service.js';
 import { FulfillmentService } from './upstream/fulfillment-service.js';
+import { Metrics } from './metrics.js';
 
 const PURGE_EVERY_MS = 60_000;
 
@@ -22,6 +23,8 @@ export interface Runtime {
   db: DataAccess;
   databaseUrl: string;
   services: Services;
+  /** This process's Prometheus metrics (src/metrics.ts). */
+  metrics: Metrics;
   /** A domain context for one request or command: its log, and who acts (by default the process's actor). */
   context(log?: Logger, actor?: Actor): DomainContext;
   /** Waits for queued charges and refunds, then closes connections (and the embedded database if we own it). */
@@ -33,7 +36,12 @@ export interface Runtime {
  * the embedded PostgreSQL under ORDER_UP_DATA_DIR; optionally applies pending migrations; takes
  * this process's lease and recovers the work of processes that are gone.
  */
-export async function openRuntime(config: Config, log: Logger, opts: { migrate: boolean; actor?: Actor }): Promise<Runtime> {
+export async function openRuntime(
+  config: Config,
+  log: Logger,
+  /** `inDoubtRefreshMs`: how often the in-doubt gauge is read while serving (default 15 s; tests make it short). */
+  opts: { migrate: boolean; actor?: Actor; inDoubtRefreshMs?: number },
+): Promise<Runtime> {
   let databaseUrl = config.databaseUrl;
   let stopDatabase = async () => {};
   if (!databaseUrl) {
@@ -54,6 +62,8 @@ export async function openRuntime(config: Config, log: Logger, opts: { migrate: 
     throw err;
   }
   const leaseRef = lease;
+  const metrics = new Metrics({ inDoubtRefreshMs: opts.inDoubtRefreshMs });
+  metrics.watchLease(leaseRef);
   const services: Services = {
     get processKey() {
       return leaseRef.key;
@@ -61,8 +71,8 @@ export async function openRuntime(config: Config, log: Logger, opts: { migrate: 
     lease: leaseRef,
     activeClaims: new Set(),
     activeKeys: new Map(),
-    charge: new ChargeService(config.chargeServiceUrl, config.upstreamTimeoutMs, config.chargeQueueMax, new ChargeLock(url)),
-    fulfillment: new FulfillmentService(config.fulfillmentServiceUrl, config.upstreamTimeoutMs),
+    charge: new ChargeService(config.chargeServiceUrl, config.upstreamTimeoutMs, config.chargeQueueMax, new ChargeLock(url), metrics.charge),
+    fulfillment: new FulfillmentService(config.fulfillmentServiceUrl, config.upstreamTimeoutMs, metrics.fulfillment),
   };
   const db = new DataAccess(url);
   const rt: Runtime = {
@@ -71,9 +81,11 @@ export async function openRuntime(config: Config, log: Logger, opts: { migrate: 
     db,
     databaseUrl: url,
     services,
+    metrics,
     context: (l = log, actor = opts.actor ?? SYSTEM) => ({ db, log: l, services, actor }),
     async close() {
       clearInterval(purge);
+      await metrics.stop();
       await services.charge.close();
       await leaseRef.release();
       await db.close();

@@ -237,6 +237,10 @@ describe('(a) the app behind a validating Prism proxy', () => {
       const docs = await send('GET', '/docs');
       expectAnswer(docs, 200);
       expect(docs.headers.get('content-type')).toMatch(/^text\/html/);
+      const metrics = await send('GET', '/metrics', { staff: true });
+      expectAnswer(metrics, 200);
+      expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
+      expect(String(metrics.body)).toContain('# TYPE order_up_charge_calls_total counter');
     });
 
     test('create (with and without an id), read, charge, fulfill, fulfill again', async () => {
@@ -413,6 +417,7 @@ describe('(a) the app behind a validating Prism proxy', () => {
         ['GET', '/orders?limit=9999', undefined],
         ['POST', `/orders/${id}/cancel`, { reason: 'x' }],
         ['POST', `/orders/${id}/fulfill`, undefined],
+        ['GET', '/metrics', undefined],
       ] as const) {
         const r = await sendInvalid(method, path, { headers: wrong, body });
         expectAnswer(r, 401, 'unauthorized');

@@ -114,6 +114,12 @@ export class PaymentsRepository {
     return rows.length === 1;
   }
 
+  /** How many payments are in doubt (for the metrics; the partial index on open payments serves it). */
+  async countInDoubt(): Promise<number> {
+    const rows = await this.db.query<{ n: number }>(`select count(*)::int as n from payments where state = 'in_doubt'`);
+    return rows[0].n;
+  }
+
   /** Every payment whose outcome is unknown, oldest first. */
   async inDoubt(): Promise<PaymentRecord[]> {
     const rows = await this.db.query<PaymentRow>(`select ${PAYMENT_COLUMNS} from payments p where p.state = 'in_doubt' order by p.created_at, p.id`);

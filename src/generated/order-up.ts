@@ -86,6 +86,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics
+         * @description This process's metrics in the Prometheus text format (0.0.4): requests by route and status,
+         *     the charge queue and the charge service's calls, fulfillment calls, payments in doubt, the
+         *     database lease, and the Node.js process. For a Prometheus scraper; the repository's
+         *     `docs/operations.md` explains every metric and suggests alerts.
+         *
+         *     Needs a staff token. When the server has `METRICS_PORT` set, the same metrics are also
+         *     served without a token on that port (`GET /metrics`), for a scraper inside the private
+         *     network. Every process (and every worker) exports its own metrics.
+         */
+        get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/orders": {
         parameters: {
             query?: never;
@@ -982,6 +1009,29 @@ export interface operations {
                     "text/html": string;
                 };
             };
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metrics, as Prometheus text. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
         };
     };
     listOrders: {

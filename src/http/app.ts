@@ -58,15 +58,20 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
   app.set('etag', false);
 
   app.use(oneRequestPerTurn());
-  app.use(requestLog(deps.log));
+  app.use(requestLog(deps.log, deps.metrics));
   if (deps.config.corsOrigins.length > 0) app.use(cors(deps.config.corsOrigins));
-  app.get('/docs/redoc.standalone.js', (_req, res) => res.sendFile(docsAssetPath()));
+  app.get(DOCS_ASSET, (_req, res) => {
+    (res.locals as RequestLocals).route = DOCS_ASSET;
+    res.sendFile(docsAssetPath());
+  });
 
   app.use((req: Request, res: Response, next: NextFunction) => {
     let route;
     let staff: string | undefined;
     try {
       route = router.match(req.method, req.path);
+      // The metrics' route label: the spec's template (/orders/{id}), never the raw path.
+      (res.locals as RequestLocals).route = route.operation.path;
       if (isStaffOnly(route.operation)) {
         staff = staffHolder(req.headers.authorization, deps.config.staffHolders);
         if (staff === undefined) throw staffOnly();
@@ -120,6 +125,8 @@ async function serve(
   const answer = await handle();
   if (answer) sendAnswer(res, answer);
 }
+
+const DOCS_ASSET = '/docs/redoc.standalone.js';
 
 const isStaffOnly = (operation: Operation) => operation.security?.some((s) => 'staffToken' in s) ?? false;
 

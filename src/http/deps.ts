@@ -4,7 +4,7 @@ import type { DomainContext } from '../domain/context.js';
 import type { Answer } from '../domain/idempotency.js';
 
 /** What the HTTP layer needs of the process. */
-export type HttpDeps = Pick<Runtime, 'db' | 'config' | 'log' | 'context' | 'services'>;
+export type HttpDeps = Pick<Runtime, 'db' | 'config' | 'log' | 'context' | 'services' | 'metrics'>;
 
 /** A request as the spec sees it, once routed and validated. */
 export interface ApiRequest {

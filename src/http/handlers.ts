@@ -42,6 +42,13 @@ export const handlers: Record<string, Handler> = {
     res.type('text/html').send(DOCS_HTML);
   },
 
+  getMetrics: async (_r, { deps, res }) => {
+    const text = await deps.metrics.text();
+    res.statusCode = 200;
+    res.setHeader('Content-Type', deps.metrics.contentType);
+    res.end(text);
+  },
+
   createOrder: async (r, { ctx }) => {
     const order = await createOrder(ctx, r.body as NewOrderInput);
     return { status: 201, location: `/orders/${encodeURIComponent(order.id)}`, body: { order } satisfies Schemas['OrderEnvelope'] };

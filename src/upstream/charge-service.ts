@@ -3,6 +3,7 @@ import axios, { type AxiosInstance } from 'axios';
 import PQueue from 'p-queue';
 import { AppError } from '../domain/errors.js';
 import type { ChargeLock } from './charge-lock.js';
+import { NO_CHARGE_METRICS, type ChargeKind, type ChargeMetrics } from '../metrics.js';
 
 /** What one call to POST /charge came to. */
 export type ChargeOutcome =
@@ -55,7 +56,9 @@ export class ChargeService {
     private readonly timeoutMs: number,
     private readonly maxWaiting: number,
     private readonly lock: ChargeLock,
+    private readonly metrics: ChargeMetrics = NO_CHARGE_METRICS,
   ) {
+    metrics.watchQueue(() => this.queue.size);
     this.http = baseUrl === undefined ? undefined : axios.create({
       baseURL: baseUrl.replace(/\/+$/, ''),
       // No axios timeout: a call that outlives UPSTREAM_TIMEOUT_MS is answered as in doubt but not
@@ -102,17 +105,22 @@ export class ChargeService {
         await this.lock.keepOrRelease(this.waiting > 0);
         return;
       }
+      const waitStarted = performance.now();
       try {
         await this.lock.acquire();
       } catch {
         // Without the lock we may not call; nothing was sent.
         return answer({ kind: 'failed', reason: 'could not take the cross-process charge lock' });
+      } finally {
+        this.metrics.lockWaitSeconds((performance.now() - waitStarted) / 1000);
       }
       if (r.options.mayCall && !r.options.mayCall()) {
         answer({ kind: 'failed', reason: 'order-up lost the database lease this payment was recorded under; nothing was sent' });
         await this.lock.keepOrRelease(this.waiting > 0);
         return;
       }
+      // A refund is a call with a negative amount (see domain/payments.ts).
+      const kind: ChargeKind = r.body.amountCents < 0 ? 'refund' : 'charge';
       const started = performance.now();
       const abort = new AbortController();
       const call = this.post(r.body, abort.signal);
@@ -121,7 +129,9 @@ export class ChargeService {
       const first = await Promise.race([call, timedOut]);
       clearTimeout(timer);
       this.recentMs = 0.8 * this.recentMs + 0.2 * (performance.now() - started);
+      this.metrics.called(kind, first === 'timeout' ? 'in_doubt' : first.kind);
       if (first !== 'timeout') {
+        this.metrics.callSeconds(kind, (performance.now() - started) / 1000);
         // The caller has its answer before the lock is handed over: the unlock's round trip (when
         // nothing else waits) is not on the customer's time.
         answer(first);
@@ -134,6 +144,7 @@ export class ChargeService {
         const giveUp = setTimeout(() => abort.abort(), 2 * this.timeoutMs);
         const late = await call;
         clearTimeout(giveUp);
+        this.metrics.callSeconds(kind, (performance.now() - started) / 1000);
         // Noted outside the queue's turn: the lock is not held while the database is written.
         const note = r.options.onLateAnswer?.(late).catch(() => undefined);
         if (note) {

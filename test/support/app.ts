@@ -38,6 +38,8 @@ export async function startTestApp(
     /** Where log lines go instead of stderr (to capture them), and at what level (default TEST_LOG_LEVEL or silent). */
     logDestination?: DestinationStream;
     logLevel?: string;
+    /** How often the in-doubt gauge is read from the database (default 15 s, as in production). */
+    inDoubtRefreshMs?: number;
   } = {},
 ): Promise<TestApp> {
   const databaseUrl = opts.databaseUrl ?? (await freshDatabaseUrl('app'));
@@ -49,7 +51,10 @@ export async function startTestApp(
     UPSTREAM_TIMEOUT_MS: '2000',
     ...opts.env,
   });
-  const rt = await openRuntime(config, createLogger({ level: opts.logLevel ?? process.env.TEST_LOG_LEVEL ?? 'silent', destination: opts.logDestination }), { migrate: true });
+  const rt = await openRuntime(config, createLogger({ level: opts.logLevel ?? process.env.TEST_LOG_LEVEL ?? 'silent', destination: opts.logDestination }), {
+    migrate: true,
+    inDoubtRefreshMs: opts.inDoubtRefreshMs,
+  });
   const server = await startServer(rt, { port: 0, host: '127.0.0.1' });
   const db = testSql(databaseUrl);
   return {
