@@ -179,6 +179,7 @@ async function startWrongServer(): Promise<http.Server> {
   const order = {
     id: 'x', customerEmail: 'a@b', lineItems: [{ description: 'Tea', priceCents: 1, quantity: 1 }], status: 'pending', totalCents: 1,
     createdAt: '2026-11-25T10:00:00.000Z', updatedAt: '2026-11-25T10:00:00.000Z', chargedAt: null, fulfilledAt: null, cancelledAt: null, cancelReason: null,
+    payment: null,
   };
   const problem = { type: 'https://order-up.example/problems/order_not_found', title: 'Order not found', status: 404, detail: 'none', code: 'order_not_found' };
   const answers: Record<string, [number, Record<string, string>, unknown]> = {

@@ -260,9 +260,9 @@ describe('when a create body sits on the edge of a rule, then it is accepted and
     expect(reply.status).toBe(201);
     const order = reply.body.order;
     expect(Object.keys(order).sort()).toEqual(
-      ['cancelReason', 'cancelledAt', 'chargedAt', 'createdAt', 'customerEmail', 'fulfilledAt', 'id', 'lineItems', 'status', 'totalCents', 'updatedAt'].sort(),
+      ['cancelReason', 'cancelledAt', 'chargedAt', 'createdAt', 'customerEmail', 'fulfilledAt', 'id', 'lineItems', 'payment', 'status', 'totalCents', 'updatedAt'].sort(),
     );
-    expect(order).toMatchObject({ chargedAt: null, fulfilledAt: null, cancelledAt: null, cancelReason: null });
+    expect(order).toMatchObject({ chargedAt: null, fulfilledAt: null, cancelledAt: null, cancelReason: null, payment: null });
     expect(order.createdAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(Math.abs(Date.parse(order.createdAt) - Date.now())).toBeLessThan(60_000);
     expect(order.updatedAt).toBe(order.createdAt);

@@ -209,6 +209,36 @@ describe('the timeline', () => {
   });
 });
 
+describe('where the money stands: order.payment', () => {
+  test('when an order is created, declined, charged, then refunded, then each answer carrying it says where its money stands', async () => {
+    const created = await app.call('POST', '/orders', { body: newOrder() });
+    const id = created.body.order.id as string;
+    expect(created.body.order.payment).toBeNull();
+    charge.next({ status: 402 });
+    expect((await app.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_timeline_5' } })).status).toBe(402);
+    expect((await app.call('GET', `/orders/${id}`)).body.order.payment).toEqual({ status: 'none', chargedCents: 0, refundedCents: 0 });
+    const charged = await app.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_timeline_5' } });
+    expect(charged.body.order.payment).toEqual({ status: 'charged', chargedCents: 3300, refundedCents: 0 });
+    expect((await app.call('GET', `/orders/${id}`)).body.order.payment).toEqual(charged.body.order.payment);
+    const cancelled = await app.call('POST', `/orders/${id}/cancel`, { staff: true });
+    expect(cancelled.body.order.payment).toEqual({ status: 'refunded', chargedCents: 3300, refundedCents: 3300 });
+    const listed = await app.call('GET', '/orders?status=cancelled&limit=500', { staff: true });
+    expect(listed.body.orders.find((o: { id: string }) => o.id === id).payment).toEqual(cancelled.body.order.payment);
+  });
+
+  test('when a charge is in doubt, then GET /orders/{id} says so, since when, and a zero total has no payment at all', async () => {
+    const id = (await app.call('POST', '/orders', { body: newOrder() })).body.order.id as string;
+    charge.next({ reset: true });
+    expect((await app.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_timeline_6' } })).body.code).toBe('payment_in_doubt');
+    const order = (await app.call('GET', `/orders/${id}`)).body.order;
+    expect(order.status).toBe('pending');
+    expect(order.payment).toEqual({ status: 'in_doubt', chargedCents: 0, refundedCents: 0, inDoubtSince: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) });
+    const free = (await app.call('POST', '/orders', { body: newOrder({ lineItems: [{ description: 'Gift', priceCents: 0, quantity: 1 }] }) })).body.order.id as string;
+    const zero = await app.call('POST', `/orders/${free}/charge`, { body: { cardToken: 'tok_timeline_7' } });
+    expect(zero.body.order).toMatchObject({ status: 'charged', payment: null });
+  });
+});
+
 test('no event and no log line holds a card token or a staff token', async () => {
   const rows = await app.db.execute<{ text: string }[]>('select row_to_json(e)::text as text from order_events e');
   expect(rows.length).toBeGreaterThan(10);

@@ -1,6 +1,6 @@
 import type { Database, Queryable } from './database.js';
 import { EVENT_COLUMNS, eventParams, eventsFrom, whoColumns, type NewEvent, type Who } from './events-repo.js';
-import { LINE_ITEMS, ORDER_COLUMNS, toOrder, type OrderRow } from './orders-repo.js';
+import { ORDER_COLUMNS, ORDER_DETAILS, toOrder, type OrderRow } from './orders-repo.js';
 import type { OrderRecord, OrderStatus, OrderStatusFields, PaymentState } from './records.js';
 
 // Claims: one operation (charge, cancel, fulfill) at a time per order, across every process. An
@@ -65,7 +65,7 @@ export class ClaimsRepository {
            and not exists (select 1 from payments p where p.order_id = $4 and p.state in ('started', 'in_doubt'))
          returning ${ORDER_COLUMNS}
        ), journal as (${journal})${started}
-       select o.*, ${LINE_ITEMS}, exists (select 1 from journal) as journaled from claimed o`,
+       select o.*, ${ORDER_DETAILS}, exists (select 1 from journal) as journaled from claimed o`,
       values,
     );
     if (rows.length === 0) return null;

@@ -1,6 +1,6 @@
 import { isUniqueViolation, type Queryable } from './database.js';
 import { EVENT_COLUMNS, eventParams, eventsFrom, type NewEvent, type Who } from './events-repo.js';
-import type { LineItemRecord, OrderRecord, OrderStatus, OrderStatusFields, OrderWithClaim } from './records.js';
+import type { LineItemRecord, OrderRecord, PaymentSummary, OrderStatus, OrderStatusFields, OrderWithClaim } from './records.js';
 
 // Orders and their line items. An order is read with its line items in one statement (a json_agg
 // subquery), created with them in one statement, and listed a page at a time in one statement.
@@ -10,6 +10,19 @@ export const ORDER_COLUMNS = `o.id, o.customer_email, o.status, o.total_cents, o
 export const LINE_ITEMS = `coalesce((
     select json_agg(json_build_object('description', l.description, 'priceCents', l.price_cents, 'quantity', l.quantity) order by l.position)
     from line_items l where l.order_id = o.id), '[]'::json) as line_items`;
+// The payments journal summed up (see PaymentSummary): an in-doubt payment outranks one in flight,
+// which outranks a refund, which outranks the charge it refunded.
+const PAYMENT = `(select case when count(*) = 0 then null else json_build_object(
+    'status', case when bool_or(p.state = 'in_doubt') then 'in_doubt' when bool_or(p.state = 'started') then 'in_progress'
+      when bool_or(p.kind = 'refund' and p.state = 'succeeded') then 'refunded'
+      when bool_or(p.kind = 'charge' and p.state = 'succeeded') then 'charged' else 'none' end,
+    'chargedCents', coalesce(sum(p.amount_cents) filter (where p.kind = 'charge' and p.state = 'succeeded'), 0),
+    'refundedCents', coalesce(-sum(p.amount_cents) filter (where p.kind = 'refund' and p.state = 'succeeded'), 0),
+    'inDoubtSince', min(p.created_at) filter (where p.state = 'in_doubt')) end
+    from payments p where p.order_id = o.id) as payment`;
+
+/** An order's line items and payment summary, for a query over `orders o`. */
+export const ORDER_DETAILS = `${LINE_ITEMS}, ${PAYMENT}`;
 
 export interface OrderRow {
   id: string;
@@ -23,6 +36,7 @@ export interface OrderRow {
   cancelled_at: Date | null;
   cancel_reason: string | null;
   line_items: LineItemRecord[];
+  payment: { status: PaymentSummary['status']; chargedCents: number | string; refundedCents: number | string; inDoubtSince: string | null } | null;
 }
 
 export function toOrder(row: OrderRow): OrderRecord {
@@ -39,6 +53,12 @@ export function toOrder(row: OrderRow): OrderRecord {
     fulfilledAt: row.fulfilled_at,
     cancelledAt: row.cancelled_at,
     cancelReason: row.cancel_reason,
+    payment: row.payment && {
+      status: row.payment.status,
+      chargedCents: Number(row.payment.chargedCents),
+      refundedCents: Number(row.payment.refundedCents),
+      ...(row.payment.inDoubtSince ? { inDoubtSince: new Date(row.payment.inDoubtSince) } : {}),
+    },
   };
 }
 
@@ -84,13 +104,13 @@ export class OrdersRepository {
   }
 
   async find(id: string): Promise<OrderRecord | undefined> {
-    const rows = await this.db.query<OrderRow>(`select ${ORDER_COLUMNS}, ${LINE_ITEMS} from orders o where o.id = $1`, [id]);
+    const rows = await this.db.query<OrderRow>(`select ${ORDER_COLUMNS}, ${ORDER_DETAILS} from orders o where o.id = $1`, [id]);
     return rows[0] && toOrder(rows[0]);
   }
 
   /** The order with the claim under way on it (who holds it, with which token). */
   async findWithClaim(id: string): Promise<OrderWithClaim | undefined> {
-    const rows = await this.db.query<ClaimRow>(`select ${ORDER_COLUMNS}, ${LINE_ITEMS}, ${CLAIM_COLUMNS} from orders o where o.id = $1`, [id]);
+    const rows = await this.db.query<ClaimRow>(`select ${ORDER_COLUMNS}, ${ORDER_DETAILS}, ${CLAIM_COLUMNS} from orders o where o.id = $1`, [id]);
     return rows[0] && toOrderWithClaim(rows[0]);
   }
 
@@ -112,7 +132,7 @@ export class OrdersRepository {
     if (args.beforeSeq) where.push(`o.seq < $${values.push(args.beforeSeq)}`);
     const limit = `$${values.push(args.limit + 1)}`;
     const rows = await this.db.query<OrderRow & { seq: string }>(
-      `select ${ORDER_COLUMNS}, o.seq, ${LINE_ITEMS} from orders o
+      `select ${ORDER_COLUMNS}, o.seq, ${ORDER_DETAILS} from orders o
        ${where.length > 0 ? `where ${where.join(' and ')}` : ''} order by o.seq desc limit ${limit}`,
       values,
     );
@@ -130,7 +150,7 @@ export class OrdersRepository {
 
   /** Locks the order's row for the rest of the transaction and returns it with its claim. */
   async lock(id: string): Promise<OrderWithClaim | undefined> {
-    const rows = await this.db.query<ClaimRow>(`select ${ORDER_COLUMNS}, ${LINE_ITEMS}, ${CLAIM_COLUMNS} from orders o where o.id = $1 for update of o`, [id]);
+    const rows = await this.db.query<ClaimRow>(`select ${ORDER_COLUMNS}, ${ORDER_DETAILS}, ${CLAIM_COLUMNS} from orders o where o.id = $1 for update of o`, [id]);
     return rows[0] && toOrderWithClaim(rows[0]);
   }
 }

@@ -23,12 +23,21 @@ export interface OrderStatusFields {
   cancelReason: string | null;
 }
 
+/** Where an order's money stands, from its payments journal (null: no payment was ever attempted). */
+export interface PaymentSummary {
+  status: 'none' | 'in_progress' | 'charged' | 'refunded' | 'in_doubt';
+  chargedCents: number;
+  refundedCents: number;
+  inDoubtSince?: Date;
+}
+
 export interface OrderRecord extends OrderStatusFields {
   id: string;
   customerEmail: string;
   totalCents: number;
   lineItems: LineItemRecord[];
   createdAt: Date;
+  payment: PaymentSummary | null;
 }
 
 /** An order with the claim under way on it, if any (see ClaimsRepository). */

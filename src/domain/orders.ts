@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { OrderExists } from '../db/orders-repo.js';
-import type { OrderRecord } from '../db/records.js';
+import type { OrderRecord, PaymentSummary } from '../db/records.js';
 import type { DomainContext } from './context.js';
 import { AppError, invalid, type FieldError } from './errors.js';
 import { orderCreated, whoOf } from './events.js';
@@ -25,6 +25,7 @@ export interface OrderView {
   fulfilledAt: string | null;
   cancelledAt: string | null;
   cancelReason: string | null;
+  payment: { status: PaymentSummary['status']; chargedCents: number; refundedCents: number; inDoubtSince?: string } | null;
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -46,6 +47,12 @@ export function orderView(order: OrderRecord): OrderView {
     fulfilledAt: iso(order.fulfilledAt),
     cancelledAt: iso(order.cancelledAt),
     cancelReason: order.cancelReason,
+    payment: order.payment && {
+      status: order.payment.status,
+      chargedCents: order.payment.chargedCents,
+      refundedCents: order.payment.refundedCents,
+      ...(order.payment.inDoubtSince ? { inDoubtSince: order.payment.inDoubtSince.toISOString() } : {}),
+    },
   };
 }
 
@@ -99,6 +106,7 @@ export async function createOrder(ctx: DomainContext, input: NewOrderInput): Pro
     fulfilledAt: null,
     cancelledAt: null,
     cancelReason: null,
+    payment: null,
   };
   try {
     await ctx.db.orders.insert(order, whoOf(ctx), [orderCreated(order)]);

@@ -1,5 +1,5 @@
 import type { PaymentOutcome } from '../db/claims-repo.js';
-import type { PaymentKind, PaymentState } from '../db/records.js';
+import type { PaymentKind, PaymentState, PaymentSummary } from '../db/records.js';
 import type { ChargeOutcome, ChargeRequest, QueueSlot } from '../upstream/charge-service.js';
 import type { DomainContext } from './context.js';
 import { AppError, reconnecting } from './errors.js';
@@ -82,7 +82,10 @@ async function settle(
   for (let attempt = 1; ; attempt += 1) {
     try {
       const finish = { ...extra, events: [event, ...(extra.events ?? [])] };
-      if (await tryFinishClaim(ctx, claim, outcome.kind === 'succeeded' ? onSuccess : null, payment, finish)) break;
+      if (await tryFinishClaim(ctx, claim, outcome.kind === 'succeeded' ? onSuccess : null, payment, finish)) {
+        if (outcome.kind === 'succeeded') claim.order.payment = afterSuccess(claim.order.payment, kind, request.amountCents);
+        break;
+      }
       if (await alreadyRecorded(ctx, payment)) {
         claim.held = false;
         if (outcome.kind === 'succeeded') Object.assign(claim.order, await getOrderRecordState(ctx, claim.order.id));
@@ -122,7 +125,28 @@ async function alreadyRecorded(ctx: DomainContext, payment: PaymentOutcome): Pro
 /** The stored status and times of an order (after an outcome recorded by an earlier attempt). */
 async function getOrderRecordState(ctx: DomainContext, id: string) {
   const o = await findOrder(ctx, id);
-  return { status: o.status, updatedAt: o.updatedAt, chargedAt: o.chargedAt, fulfilledAt: o.fulfilledAt, cancelledAt: o.cancelledAt, cancelReason: o.cancelReason };
+  return {
+    status: o.status,
+    updatedAt: o.updatedAt,
+    chargedAt: o.chargedAt,
+    fulfilledAt: o.fulfilledAt,
+    cancelledAt: o.cancelledAt,
+    cancelReason: o.cancelReason,
+    payment: o.payment,
+  };
+}
+
+/**
+ * The order's payment summary once a charge or refund of `amountCents` (as sent: a refund is
+ * negative) succeeded - the same rule the journal's summary follows (db/orders-repo.ts): no
+ * payment of the order is open any more, so the latest success decides the status.
+ */
+function afterSuccess(before: PaymentSummary | null, kind: PaymentKind, amountCents: number): PaymentSummary {
+  const charged = before?.chargedCents ?? 0;
+  const refunded = before?.refundedCents ?? 0;
+  return kind === 'charge'
+    ? { status: 'charged', chargedCents: charged + amountCents, refundedCents: refunded }
+    : { status: 'refunded', chargedCents: charged, refundedCents: refunded - amountCents };
 }
 
 /**

@@ -468,6 +468,32 @@ export interface components {
              * @example Customer asked to cancel by phone
              */
             cancelReason: string | null;
+            /**
+             * @description Where the order's money stands: `null` before any charge attempt (and for a zero total,
+             *     which needs none). `status` is `charged` (the charge went through), `refunded` (and was
+             *     refunded), `in_doubt` (the outcome of a charge or refund is unknown until staff check it:
+             *     show "we are checking your payment", offer no Pay button), `in_progress` (a charge or
+             *     refund is being sent right now), or `none` (attempts were made, none moved money: the
+             *     customer may pay again).
+             * @example {
+             *       "status": "charged",
+             *       "chargedCents": 2000,
+             *       "refundedCents": 0
+             *     }
+             */
+            payment: {
+                /** @enum {string} */
+                status: "none" | "in_progress" | "charged" | "refunded" | "in_doubt";
+                /** @description What the charge service took. */
+                chargedCents: number;
+                /** @description What it gave back. */
+                refundedCents: number;
+                /**
+                 * Format: date-time
+                 * @description Only while `in_doubt`; when the payment in doubt was started.
+                 */
+                inDoubtSince?: string;
+            } | null;
         };
         OrderEnvelope: {
             order: components["schemas"]["Order"];
