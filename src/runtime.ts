@@ -64,7 +64,7 @@ export async function openRuntime(config: Config, log: Logger, opts: { migrate: 
     charge: new ChargeService(config.chargeServiceUrl, config.upstreamTimeoutMs, config.chargeQueueMax, new ChargeLock(url)),
     fulfillment: new FulfillmentService(config.fulfillmentServiceUrl, config.upstreamTimeoutMs),
   };
-  const db = new DataAccess(url);
+  const db = new DataAccess(url, { timeoutMs: config.dbTimeoutMs });
   const rt: Runtime = {
     config,
     log,
