@@ -886,6 +886,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["InvalidRequest"];
         };
     };
     getReady: {
@@ -907,6 +908,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["InvalidRequest"];
             503: components["responses"]["NotReady"];
         };
     };
@@ -929,6 +931,7 @@ export interface operations {
                     "application/yaml": string;
                 };
             };
+            400: components["responses"]["InvalidRequest"];
             503: components["responses"]["Overloaded"];
         };
     };
@@ -951,6 +954,7 @@ export interface operations {
                     "text/html": string;
                 };
             };
+            400: components["responses"]["InvalidRequest"];
             503: components["responses"]["Overloaded"];
         };
     };
