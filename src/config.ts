@@ -26,6 +26,23 @@ export interface Config {
   idempotencyTtlMs: number;
   /** `serve` processes: 1 is a single process (no cluster), 0 one worker per core. */
   workers: number;
+  /** How long a request waits for the database: a connection, and each statement (ORDER_UP_DB_TIMEOUT_MS). */
+  dbTimeoutMs: number;
+  /** Requests in progress in one process beyond which new ones are answered 503 overloaded (ORDER_UP_MAX_IN_FLIGHT). */
+  maxInFlight: number;
+  /** The HTTP server's limits (src/server.ts). */
+  http: HttpLimits;
+}
+
+export interface HttpLimits {
+  /** A request's headers must have arrived this long after it started (ORDER_UP_HEADERS_TIMEOUT_MS). */
+  headersTimeoutMs: number;
+  /** The whole request (headers and body) must have arrived this long after it started (ORDER_UP_REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this long (ORDER_UP_KEEP_ALIVE_TIMEOUT_MS). */
+  keepAliveTimeoutMs: number;
+  /** Connections open at once per process; more are closed at once (ORDER_UP_MAX_CONNECTIONS). */
+  maxConnections: number;
 }
 
 export class ConfigError extends Error {}
@@ -65,6 +82,22 @@ function list(raw: string | undefined): string[] {
   return (raw ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
 }
 
+function httpLimits(env: NodeJS.ProcessEnv): HttpLimits {
+  const limits = {
+    headersTimeoutMs: int(env, 'ORDER_UP_HEADERS_TIMEOUT_MS', 20000, 100, 600000),
+    requestTimeoutMs: int(env, 'ORDER_UP_REQUEST_TIMEOUT_MS', 30000, 100, 3600000),
+    keepAliveTimeoutMs: int(env, 'ORDER_UP_KEEP_ALIVE_TIMEOUT_MS', 65000, 1000, 3600000),
+    maxConnections: int(env, 'ORDER_UP_MAX_CONNECTIONS', 1000, 1, 1000000),
+  };
+  // node refuses a headers timeout longer than the request's (the headers are part of the request).
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new ConfigError(
+      `ORDER_UP_HEADERS_TIMEOUT_MS (${limits.headersTimeoutMs}) must not exceed ORDER_UP_REQUEST_TIMEOUT_MS (${limits.requestTimeoutMs})`,
+    );
+  }
+  return limits;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const tokens = list(env.ORDER_UP_STAFF_TOKENS);
   const staffTokenGenerated = tokens.length === 0;
@@ -87,5 +120,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     corsOrigins: list(env.CORS_ORIGINS),
     idempotencyTtlMs: hours(env, 'ORDER_UP_IDEMPOTENCY_TTL_HOURS', 24),
     workers: int(env, 'WORKERS', 1, 0, 64),
+    dbTimeoutMs: int(env, 'ORDER_UP_DB_TIMEOUT_MS', 5000, 100, 600000),
+    maxInFlight: int(env, 'ORDER_UP_MAX_IN_FLIGHT', 256, 1, 1000000),
+    http: httpLimits(env),
   };
 }

@@ -74,7 +74,7 @@ export async function openRuntime(
     charge: new ChargeService(config.chargeServiceUrl, config.upstreamTimeoutMs, config.chargeQueueMax, new ChargeLock(url), metrics.charge),
     fulfillment: new FulfillmentService(config.fulfillmentServiceUrl, config.upstreamTimeoutMs, metrics.fulfillment),
   };
-  const db = new DataAccess(url);
+  const db = new DataAccess(url, { timeoutMs: config.dbTimeoutMs });
   const rt: Runtime = {
     config,
     log,

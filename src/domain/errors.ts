@@ -25,6 +25,9 @@ export type ErrorCode =
   | 'charge_queue_full'
   | 'upstream_timeout'
   | 'not_ready'
+  | 'overloaded'
+  | 'request_timeout'
+  | 'headers_too_large'
   | 'internal_error';
 
 export interface FieldError {

@@ -14,6 +14,8 @@ export interface paths {
         /**
          * Liveness probe
          * @description Answers `200 {"status":"ok"}` whenever the process is up, without touching the database.
+         *     Answered ahead of all other work: it never waits behind other requests and never counts
+         *     against the server's bound on requests in progress (so never `503 overloaded`).
          *     For process supervisors and load balancers; frontends have no use for it.
          */
         get: operations["getHealth"];
@@ -35,7 +37,8 @@ export interface paths {
         /**
          * Readiness probe
          * @description Answers `200 {"status":"ok"}` when the service can take traffic (its database answers),
-         *     `503 not_ready` otherwise. For load balancers and deployment tooling.
+         *     `503 not_ready` otherwise. Like `/healthz`, answered ahead of other work and never
+         *     `503 overloaded`. For load balancers and deployment tooling.
          */
         get: operations["getReady"];
         put?: never;
@@ -129,6 +132,7 @@ export interface paths {
          *     * `200`: show `orders`; show a "load more" control while `nextCursor` is not `null`.
          *     * `400 invalid_request`: a bad `status`, `limit` or `cursor`, or an unknown query parameter.
          *     * `401 unauthorized`: send the staff member to sign in.
+         *     * `503 not_ready`, `503 overloaded`: retry after `Retry-After` seconds.
          */
         get: operations["listOrders"];
         put?: never;
@@ -142,6 +146,10 @@ export interface paths {
          *     * `400 invalid_total`: the discounts exceed the prices; fix the cart.
          *     * `409 order_exists`: the `id` you sent is taken. If you sent it to make a retry safe, the
          *       order was created by your earlier attempt: `GET /orders/{id}` it; otherwise pick another ID.
+         *     * `503 not_ready` or `503 overloaded`: retry after `Retry-After` seconds. After `not_ready`
+         *       the order may or may not have been created (the database connection may have broken after
+         *       the insert was sent): retry with the same `id` (send your own, see below), and take
+         *       `409 order_exists` as "created by the earlier attempt".
          *
          *     Validation rules are those of `NewOrder`; two of them cannot be written in JSON Schema and
          *     are checked by the server: line item descriptions must be unique within the order, and the
@@ -175,6 +183,7 @@ export interface paths {
          *     * `200`: show the order; `status` tells where it is in its life cycle.
          *     * `404 order_not_found`: no order has this ID; show "order not found".
          *     * `400 invalid_request`: the ID is malformed (it can never exist).
+         *     * `503 not_ready`, `503 overloaded`: retry after `Retry-After` seconds.
          */
         get: operations["getOrder"];
         put?: never;
@@ -253,7 +262,8 @@ export interface paths {
          *       the payment is unknown; do not retry.** Tell the customer the payment is being checked
          *       and show the order status (poll `GET /orders/{id}`).
          *     * `502 charge_failed`: nothing was charged, the payment service failed; retry later.
-         *     * `503 charge_queue_full`: nothing was sent; retry after `Retry-After` seconds.
+         *     * `503 charge_queue_full`, `503 not_ready`, `503 overloaded`: nothing was sent to the
+         *       charge service; retry after `Retry-After` seconds.
          *     * `404 order_not_found`, `400 invalid_request`: a bug in the page or a wrong link.
          */
         post: operations["chargeOrder"];
@@ -295,7 +305,8 @@ export interface paths {
          *       example with `order-up payments resolve`).
          *     * `502 charge_failed`: the refund failed, nothing was refunded, the order is unchanged;
          *       retry later.
-         *     * `503 charge_queue_full`: nothing was sent; retry after `Retry-After` seconds.
+         *     * `503 charge_queue_full`, `503 not_ready`, `503 overloaded`: no refund was sent; retry
+         *       after `Retry-After` seconds.
          *     * `401 unauthorized`: send the staff member to sign in.
          */
         post: operations["cancelOrder"];
@@ -334,6 +345,8 @@ export interface paths {
          *       resolved before the order can be shipped.
          *     * `502 fulfillment_failed`, `504 upstream_timeout`: the fulfillment service failed or did
          *       not answer; the order stays `charged` and the call can be repeated.
+         *     * `503 not_ready`, `503 overloaded`: retry after `Retry-After` seconds (repeating a
+         *       fulfill is safe).
          *     * `401 unauthorized`: send the staff member to sign in.
          */
         post: operations["fulfillOrder"];
@@ -517,7 +530,7 @@ export interface components {
         /** @description The optional body of `POST /orders/{id}/cancel`. */
         CancelRequest: {
             /**
-             * @description Why the order is cancelled; stored in `order.cancelReason`.
+             * @description Why the order is cancelled; stored in `order.cancelReason`; no NUL character (U+0000).
              * @example Customer asked to cancel by phone
              */
             reason?: string;
@@ -536,7 +549,7 @@ export interface components {
             orders: components["schemas"]["Order"][];
             /**
              * @description Pass as `cursor` to get the next page; `null` on the last page.
-             * @example eyJzIjoiMTIzNCJ9
+             * @example o1.MTIzNA
              */
             nextCursor: string | null;
         };
@@ -605,6 +618,7 @@ export interface components {
          *     | 404 | `order_not_found` | Order not found | no such order |
          *     | 404 | `not_found` | Not found | no such endpoint (a typo in the path) |
          *     | 405 | `method_not_allowed` | Method not allowed | the path exists but not with this method |
+         *     | 408 | `request_timeout` | Request timeout | the request (its headers or body) did not arrive in time; the connection is closed; nothing was done |
          *     | 409 | `order_exists` | Order already exists | `POST /orders` with an `id` already taken |
          *     | 409 | `order_not_pending` | Order is not pending | charge on an order that is charged, fulfilled or cancelled |
          *     | 409 | `order_fulfilled` | Order is fulfilled | cancel on a fulfilled order |
@@ -616,16 +630,18 @@ export interface components {
          *     | 413 | `payload_too_large` | Payload too large | the request body is larger than 1 MB |
          *     | 415 | `unsupported_media_type` | Unsupported media type | a request body that is not `application/json` |
          *     | 422 | `idempotency_key_reused` | Idempotency key reused | this `Idempotency-Key` was used for a different request (method, path or body) |
+         *     | 431 | `headers_too_large` | Request headers too large | the request's headers are too large (16 KB in all); the connection is closed; nothing was done |
          *     | 500 | `internal_error` | Internal error | anything else; the detail never leaks internals |
          *     | 502 | `charge_failed` | Charge failed | the charge service failed (nothing happened) or could not be reached |
          *     | 502 | `payment_in_doubt` | Payment in doubt | the connection broke after a charge or refund was sent, or order-up could not record its outcome: outcome unknown |
          *     | 502 | `fulfillment_failed` | Fulfillment failed | a fulfillment request failed; the order stays charged |
          *     | 503 | `charge_queue_full` | Charge queue full | too many charges and refunds waiting; with `Retry-After`; nothing was sent |
-         *     | 503 | `not_ready` | Not ready | `GET /readyz` while the database is unreachable; charge, cancel or fulfill while this server process reconnects to it (nothing was done; with `Retry-After`) |
+         *     | 503 | `not_ready` | Not ready | the database cannot be reached or did not answer in time, or this server process is reconnecting to it; with `Retry-After`. A write whose database connection broke after it was sent may have taken effect (see `POST /orders`); charge and cancel sent nothing to the charge service |
+         *     | 503 | `overloaded` | Overloaded | too many requests in progress on this server process; answered at once, nothing was done; with `Retry-After` |
          *     | 504 | `upstream_timeout` | Upstream timeout | an upstream call timed out; a charge or refund that timed out is in doubt |
          * @enum {string}
          */
-        ProblemCode: "invalid_request" | "invalid_total" | "unauthorized" | "payment_declined" | "order_not_found" | "not_found" | "method_not_allowed" | "order_exists" | "order_not_pending" | "order_fulfilled" | "order_not_charged" | "order_cancelled" | "operation_in_progress" | "payment_in_doubt" | "idempotency_key_in_use" | "payload_too_large" | "unsupported_media_type" | "idempotency_key_reused" | "internal_error" | "charge_failed" | "fulfillment_failed" | "charge_queue_full" | "not_ready" | "upstream_timeout";
+        ProblemCode: "invalid_request" | "invalid_total" | "unauthorized" | "payment_declined" | "order_not_found" | "not_found" | "method_not_allowed" | "order_exists" | "order_not_pending" | "order_fulfilled" | "order_not_charged" | "order_cancelled" | "operation_in_progress" | "payment_in_doubt" | "idempotency_key_in_use" | "payload_too_large" | "unsupported_media_type" | "idempotency_key_reused" | "internal_error" | "charge_failed" | "fulfillment_failed" | "charge_queue_full" | "not_ready" | "overloaded" | "request_timeout" | "headers_too_large" | "upstream_timeout";
         /** @description One validation failure. */
         ValidationError: {
             /**
@@ -675,7 +691,10 @@ export interface components {
              */
             instance?: string;
             code: components["schemas"]["ProblemCode"];
-            /** @description Present on `invalid_request` only; every validation failure found. */
+            /**
+             * @description Present on `invalid_request` only: the validation failures found, at most 50 (when
+             *     there were more, `detail` says how many).
+             */
             errors?: components["schemas"]["ValidationError"][];
         };
     };
@@ -851,8 +870,10 @@ export interface components {
         };
         /**
          * @description `charge_queue_full`: too many charges and refunds are already waiting in this server
-         *     process. Or `not_ready`: this server process lost its connection to the database and is
-         *     reconnecting. Either way nothing was done; retry after `Retry-After` seconds.
+         *     process. `not_ready`: the database cannot be reached or did not answer in time, or this
+         *     server process lost its connection to it and is reconnecting. `overloaded`: too many
+         *     requests are in progress on this server process. Nothing was sent to the charge service;
+         *     retry after `Retry-After` seconds.
          */
         ChargeQueueFull: {
             headers: {
@@ -879,11 +900,43 @@ export interface components {
             };
         };
         /**
-         * @description `not_ready`: the service cannot take traffic: its database is unreachable, or this server
-         *     process lost its connection to it and is reconnecting (then a charge, cancel or fulfill
-         *     did nothing and can be retried after `Retry-After` seconds).
+         * @description `not_ready`: the service cannot take traffic: its database is unreachable or does not
+         *     answer in time, or this server process lost its connection to it and is reconnecting.
+         *     A load balancer sends no traffic here until this answers `200` again.
          */
         NotReady: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                "X-Request-Id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description Retry after `Retry-After` seconds. `not_ready`: the database cannot be reached or did not
+         *     answer in time (a few seconds), or this server process lost its connection to it and is
+         *     reconnecting. Nothing was done - except that a write whose database connection broke
+         *     after it was sent may or may not have taken effect: `POST /orders` may have created the
+         *     order, so retry it with the same `id` of your own (`409 order_exists` then means the first
+         *     attempt created it; an `Idempotency-Key` does not cover this case, because a `503` is not
+         *     kept with the key); a fulfill may have shipped some items (repeating it is safe).
+         *     `overloaded`: too many requests are in progress on this server process; answered at once,
+         *     nothing was done.
+         */
+        Unavailable: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                "X-Request-Id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `overloaded`: too many requests are in progress on this server process; answered at once, nothing was done. Retry after `Retry-After` seconds. */
+        Overloaded: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
                 "X-Request-Id": components["headers"]["XRequestId"];
@@ -920,7 +973,7 @@ export interface components {
         /**
          * @description The `nextCursor` of the previous page, unchanged; omit for the first page. Opaque: do not
          *     parse or build it. A malformed cursor answers `400 invalid_request`.
-         * @example eyJzIjoiMTIzNCJ9
+         * @example o1.MTIzNA
          */
         Cursor: string;
     };
@@ -971,6 +1024,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["InvalidRequest"];
         };
     };
     getReady: {
@@ -992,6 +1046,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["InvalidRequest"];
             503: components["responses"]["NotReady"];
         };
     };
@@ -1014,6 +1069,8 @@ export interface operations {
                     "application/yaml": string;
                 };
             };
+            400: components["responses"]["InvalidRequest"];
+            503: components["responses"]["Overloaded"];
         };
     };
     getDocs: {
@@ -1035,6 +1092,8 @@ export interface operations {
                     "text/html": string;
                 };
             };
+            400: components["responses"]["InvalidRequest"];
+            503: components["responses"]["Overloaded"];
         };
     };
     getMetrics: {
@@ -1056,8 +1115,10 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            400: components["responses"]["InvalidRequest"];
             401: components["responses"]["Unauthorized"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Overloaded"];
         };
     };
     listOrders: {
@@ -1076,7 +1137,7 @@ export interface operations {
                 /**
                  * @description The `nextCursor` of the previous page, unchanged; omit for the first page. Opaque: do not
                  *     parse or build it. A malformed cursor answers `400 invalid_request`.
-                 * @example eyJzIjoiMTIzNCJ9
+                 * @example o1.MTIzNA
                  */
                 cursor?: components["parameters"]["Cursor"];
             };
@@ -1099,6 +1160,7 @@ export interface operations {
             400: components["responses"]["InvalidRequest"];
             401: components["responses"]["Unauthorized"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createOrder: {
@@ -1144,6 +1206,7 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["IdempotencyKeyReused"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getOrder: {
@@ -1174,6 +1237,7 @@ export interface operations {
             400: components["responses"]["InvalidRequest"];
             404: components["responses"]["OrderNotFound"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     listOrderEvents: {
@@ -1187,7 +1251,7 @@ export interface operations {
                 /**
                  * @description The `nextCursor` of the previous page, unchanged; omit for the first page. Opaque: do not
                  *     parse or build it. A malformed cursor answers `400 invalid_request`.
-                 * @example eyJzIjoiMTIzNCJ9
+                 * @example o1.MTIzNA
                  */
                 cursor?: components["parameters"]["Cursor"];
             };
@@ -1217,6 +1281,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["OrderNotFound"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     chargeOrder: {
@@ -1362,7 +1427,7 @@ export interface operations {
             422: components["responses"]["IdempotencyKeyReused"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["FulfillmentFailed"];
-            503: components["responses"]["NotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["UpstreamTimeout"];
         };
     };

@@ -8,7 +8,7 @@ import { sendProblem } from './problem.js';
 import { docsAssetPath, SPEC_PATH } from './assets.js';
 import { handlers } from './handlers.js';
 import { staffHolder } from './auth.js';
-import { oneRequestPerTurn } from './intake.js';
+import { intake } from './intake.js';
 import { requestLog, type RequestLocals } from './request-log.js';
 import { cors } from './cors.js';
 import { decodeParams, Router } from './routes.js';
@@ -27,10 +27,12 @@ const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).de
 
 /**
  * The HTTP API: express, with openapi/order-up.yaml deciding what a request may be. Per request,
- * in this order: an id and an access-log line; CORS; the operation it is for (404, 405); a staff
- * token where the spec asks for one (401, before anything else about the request is looked at);
- * the body (415, 413, 400 for bad JSON); the spec's schemas (400 with `errors`); the handler.
- * Every failure becomes problem+json in one place (problem.ts).
+ * in this order: an id and an access-log line; the intake (the probes go straight on; past the
+ * bound on requests in progress 503 overloaded; the rest one per turn); CORS; the operation it is
+ * for (404, 405); a staff token where the spec asks for one (401, before anything else about the
+ * request is looked at); the body (415, 413, 400 for bad JSON); the spec's schemas (400 with
+ * `errors`); the handler. Every failure becomes problem+json in one place (problem.ts), the
+ * database unreachable or too slow included (503 not_ready).
  */
 export async function createApp(deps: HttpDeps): Promise<express.Express> {
   const api = new OpenAPIBackend({
@@ -57,8 +59,8 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
   app.set('query parser', 'simple');
   app.set('etag', false);
 
-  app.use(oneRequestPerTurn());
   app.use(requestLog(deps.log, deps.metrics));
+  app.use(intake({ maxInFlight: deps.config.maxInFlight }));
   if (deps.config.corsOrigins.length > 0) app.use(cors(deps.config.corsOrigins));
   app.get(DOCS_ASSET, (_req, res) => {
     (res.locals as RequestLocals).route = DOCS_ASSET;

@@ -21,15 +21,24 @@ export function readJsonBody(req: Request, res: Response, next: NextFunction): v
   parseJson(req, res, (err?: unknown) => next(err === undefined ? undefined : (bodyParserError(err) ?? err)));
 }
 
-/** express.json() failures carry a `type`; they are the client's fault, never a 500. */
+/**
+ * express.json() failures are the client's fault, never a 500: most carry a `type`; a body that
+ * does not decode as its Content-Encoding says (a "gzip" body that is not gzip) fails in zlib
+ * (`Z_DATA_ERROR` and kin), and anything else the parser refuses carries a 4xx `status`.
+ */
 function bodyParserError(err: unknown): AppError | undefined {
-  const type = (err as { type?: string } | null)?.type;
+  const e = (err ?? {}) as { type?: string; code?: unknown; status?: unknown; encoding?: unknown };
+  const type = e.type;
   if (type === 'entity.parse.failed') return invalid([{ path: '', message: 'is not valid JSON' }], 'The request body is not valid JSON.');
   if (type === 'entity.too.large') return new AppError('payload_too_large', 'The request body is larger than 1 MB.');
-  if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
-    return new AppError('unsupported_media_type', 'Send request bodies as UTF-8 JSON.');
+  if (type === 'encoding.unsupported') {
+    return new AppError('unsupported_media_type', `The Content-Encoding ${JSON.stringify(String(e.encoding ?? ''))} is not supported: send the body as is, or with gzip, deflate or br.`);
   }
-  if (type === 'request.aborted' || type === 'request.size.invalid' || type === 'stream.encoding.set') {
+  if (type === 'charset.unsupported') return new AppError('unsupported_media_type', 'Send request bodies as UTF-8 JSON.');
+  if (typeof e.code === 'string' && e.code.startsWith('Z_')) {
+    return invalid([{ path: '', message: 'could not be decoded as its Content-Encoding says' }], 'The request body could not be decoded as its Content-Encoding says.');
+  }
+  if (type === 'request.aborted' || type === 'request.size.invalid' || type === 'stream.encoding.set' || (typeof e.status === 'number' && e.status >= 400 && e.status < 500)) {
     return invalid([{ path: '', message: 'could not be read' }], 'The request body could not be read.');
   }
   return undefined;

@@ -2,6 +2,7 @@ import type { Response } from 'express';
 import type { ErrorObject } from 'ajv';
 import type { Logger } from 'pino';
 import { AppError, type ErrorCode, type FieldError } from '../domain/errors.js';
+import { isDatabaseUnavailable } from '../db/database.js';
 
 /** The one table from error code to HTTP status and title. */
 const STATUS: Record<ErrorCode, [number, string]> = {
@@ -13,6 +14,7 @@ const STATUS: Record<ErrorCode, [number, string]> = {
   not_found: [404, 'Not found'],
   payment_not_found: [404, 'Payment not found'],
   method_not_allowed: [405, 'Method not allowed'],
+  request_timeout: [408, 'Request timeout'],
   order_exists: [409, 'Order already exists'],
   order_not_pending: [409, 'Order is not pending'],
   order_fulfilled: [409, 'Order is fulfilled'],
@@ -25,11 +27,13 @@ const STATUS: Record<ErrorCode, [number, string]> = {
   payload_too_large: [413, 'Payload too large'],
   unsupported_media_type: [415, 'Unsupported media type'],
   idempotency_key_reused: [422, 'Idempotency key reused'],
+  headers_too_large: [431, 'Request headers too large'],
   internal_error: [500, 'Internal error'],
   charge_failed: [502, 'Charge failed'],
   fulfillment_failed: [502, 'Fulfillment failed'],
   not_ready: [503, 'Not ready'],
   charge_queue_full: [503, 'Charge queue full'],
+  overloaded: [503, 'Overloaded'],
   upstream_timeout: [504, 'Upstream timeout'],
 };
 
@@ -44,19 +48,47 @@ export interface Problem {
   errors?: FieldError[];
 }
 
+/** A validation answer lists at most this many `errors`; its detail says how many there were. */
+export const MAX_FIELD_ERRORS = 50;
+
+/** Seconds a client waits before retrying when the database is unavailable. */
+const DATABASE_RETRY_AFTER_SECONDS = 2;
+
+/**
+ * Errors that are not AppErrors but have a known meaning: the database unreachable, or too slow
+ * (a refused or timed-out connection, a connection broken mid-statement, a statement past its
+ * timeout - see db/database.ts) is `503 not_ready`, never a 500. For a write whose connection
+ * broke after it was sent, whether it took effect is unknown (the spec's NotReady says what a
+ * client does about it).
+ */
+function known(err: unknown): AppError | undefined {
+  if (err instanceof AppError) return err;
+  if (isDatabaseUnavailable(err)) {
+    return new AppError('not_ready', 'The database cannot be reached or did not answer in time. Try again in a moment.', {
+      retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS,
+    });
+  }
+  return undefined;
+}
+
 export function problemFor(err: unknown): { problem: Problem; retryAfterSeconds?: number } {
-  if (err instanceof AppError) {
-    const [defaultStatus, title] = STATUS[err.code];
+  const e = known(err);
+  if (e) {
+    const [defaultStatus, title] = STATUS[e.code];
     const problem: Problem = {
-      type: PROBLEM_TYPE_BASE + err.code,
+      type: PROBLEM_TYPE_BASE + e.code,
       title,
       // payment_in_doubt is 409 when an earlier payment blocks, 502 when this very call broke.
-      status: err.extra.status ?? defaultStatus,
-      detail: err.detail,
-      code: err.code,
+      status: e.extra.status ?? defaultStatus,
+      detail: e.detail,
+      code: e.code,
     };
-    if (err.extra.errors) problem.errors = err.extra.errors;
-    return { problem, retryAfterSeconds: err.extra.retryAfterSeconds };
+    if (e.extra.errors) {
+      const all = e.extra.errors;
+      problem.errors = all.length > MAX_FIELD_ERRORS ? all.slice(0, MAX_FIELD_ERRORS) : all;
+      if (all.length > MAX_FIELD_ERRORS) problem.detail += ` ${all.length} errors were found; the first ${MAX_FIELD_ERRORS} are listed.`;
+    }
+    return { problem, retryAfterSeconds: e.extra.retryAfterSeconds };
   }
   return {
     problem: {
@@ -72,12 +104,23 @@ export function problemFor(err: unknown): { problem: Problem; retryAfterSeconds?
 /** Sends any error as RFC 9457 problem+json. Unknown errors are logged in full and answered without internals. */
 export function sendProblem(res: Response, err: unknown, log?: Logger): void {
   const { problem, retryAfterSeconds } = problemFor(err);
-  if (problem.status >= 500 && !(err instanceof AppError)) log?.error({ err }, 'unhandled error');
+  if (!(err instanceof AppError)) {
+    if (problem.code === 'not_ready') log?.warn({ err }, 'the database is unavailable');
+    else if (problem.status >= 500) log?.error({ err }, 'unhandled error');
+  }
+  if (res.headersSent) {
+    // Too late for a problem: part of the answer is out. Cut the connection so the client sees it broke.
+    res.destroy();
+    return;
+  }
   if (problem.code === 'unauthorized') res.setHeader('WWW-Authenticate', 'Bearer realm="order-up staff"');
   if (retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(retryAfterSeconds));
   if (err instanceof AppError && err.extra.allow) res.setHeader('Allow', err.extra.allow);
   res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
 }
+
+/** The spec's pattern for a string without NUL (cardToken, reason). */
+const NO_NUL = '^[^\\u0000]*$';
 
 /** Turns Ajv errors from openapi-backend into `{path, message}` pairs a frontend can put next to a field. */
 export function fieldErrors(errors: ErrorObject[]): FieldError[] {
@@ -102,6 +145,8 @@ export function fieldErrors(errors: ErrorObject[]): FieldError[] {
       message = 'is not a known field';
     } else if (e.keyword === 'pattern' && path.endsWith('/description')) {
       message = 'must not be blank';
+    } else if (e.keyword === 'pattern' && params.pattern === NO_NUL) {
+      message = 'must not contain the NUL character (U+0000)';
     } else if (e.keyword === 'pattern' && path.endsWith('/customerEmail')) {
       message = 'must be an email address: no spaces and exactly one @ with something on both sides';
     }

@@ -135,8 +135,15 @@ async function main(): Promise<void> {
   const fake = await startFake();
   const config = loadConfig({ DATABASE_URL: databaseUrl, ORDER_UP_STAFF_TOKENS: 'bench' });
   const rt = await openRuntime(config, createLogger({ level: 'warn' }), { migrate: true });
-  // order-up runs as it would in production: `order-up serve` in a process of its own.
-  const server = await startOrderUp({ DATABASE_URL: databaseUrl, CHARGE_SERVICE_URL: fake.url, FULFILLMENT_SERVICE_URL: fake.url, ORDER_UP_STAFF_TOKENS: 'bench' });
+  // order-up runs as it would in production: `order-up serve` in a process of its own. All N
+  // charges arrive at once, in one process: its bound on requests in progress must let them in.
+  const server = await startOrderUp({
+    DATABASE_URL: databaseUrl,
+    CHARGE_SERVICE_URL: fake.url,
+    FULFILLMENT_SERVICE_URL: fake.url,
+    ORDER_UP_STAFF_TOKENS: 'bench',
+    ORDER_UP_MAX_IN_FLIGHT: String(Math.max(256, N + 10)),
+  });
   let exitCode = 0;
   try {
     const ids: string[] = [];
