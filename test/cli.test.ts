@@ -173,6 +173,48 @@ describe('usage', () => {
   });
 });
 
+describe('IDs that start with "-"', () => {
+  test('when an option comes after "--" with IDs, then it is a usage error (exit 2, nothing done) whose hint puts the options before "--"', async () => {
+    const id = `-dash-${randomBytes(3).toString('hex')}`;
+    await pendingOrder({ id });
+    for (const args of [
+      ['cancel', '--', id, '--reason', 'test'],
+      ['cancel', '--', id, '--reason=test'],
+      ['fulfill', '--', id, '--json'],
+      ['orders', 'show', '--', id, '--json'],
+    ]) {
+      const run = await cli(args);
+      expect({ args, code: run.code, stdout: run.stdout }).toEqual({ args, code: 2, stdout: '' });
+      expect(run.stderr).toContain(`"${args.at(-1) === 'test' ? '--reason' : args.at(-1)}" comes after "--"`);
+      expect(run.stderr).toContain('Options go before "--"');
+    }
+    const refused = await cli(['cancel', '--', id, '--reason', 'test']);
+    expect(refused.stderr).toContain(`order-up cancel --reason test -- ${id}`);
+    expect(await statusOf(id)).toBe('pending');
+
+    // As the hint says: options before "--", the ID after it.
+    const run = await cli(['cancel', '--reason', 'test', '--', id]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`cancelled  ${id}`);
+    const shown = await cli(['orders', 'show', '--json', '--', id]);
+    expect(shown.code).toBe(0);
+    expect(JSON.parse(shown.stdout).order).toMatchObject({ id, status: 'cancelled', cancelReason: 'test' });
+  });
+
+  test('when an ID that starts with "-" is given without "--", then the usage error suggests the command line with "--"', async () => {
+    const show = await cli(['orders', 'show', '-dash-1']);
+    expect(show.code).toBe(2);
+    expect(show.stdout).toBe('');
+    expect(show.stderr).toContain("unknown option '-dash-1'");
+    expect(show.stderr).toContain('order-up orders show -- -dash-1');
+    const cancel = await cli(['cancel', '-dash-1', '--reason', 'out of stock']);
+    expect(cancel.code).toBe(2);
+    expect(cancel.stderr).toContain("order-up cancel --reason 'out of stock' -- -dash-1");
+    // A mistyped option is not taken for an ID.
+    expect((await cli(['cancel', 'abc', '--resaon', 'x'])).stderr).not.toContain('"--"');
+  });
+});
+
 describe('serve', () => {
   test('when serve cannot start (its port is taken), then it exits 1 at once and leaves a running server\'s simulator published', async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'order-up-serve-'));
