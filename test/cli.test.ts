@@ -292,6 +292,18 @@ describe('orders list and show', () => {
   });
 });
 
+describe('orders list --cursor', () => {
+  test('when the cursor is not one the service issued, then a usage error names --cursor and what to use instead (exit 2), with or without --json', async () => {
+    for (const args of [['orders', 'list', '--cursor', 'garbage'], ['orders', 'list', '--cursor', 'garbage', '--json']]) {
+      const run = await cli(args);
+      expect({ args, code: run.code, stdout: run.stdout }).toEqual({ args, code: 2, stdout: '' });
+      expect(run.stderr).toContain('--cursor is not a cursor this service issued; use the nextCursor of a previous page');
+      expect(run.stderr).not.toContain('invalid_request');
+      expect(run.stderr).not.toContain('API contract');
+    }
+  });
+});
+
 describe('fulfill', () => {
   test('a batch with one failing order: exit 1, the others fulfilled, a summary naming the failure', async () => {
     const ok = [await chargedOrder(), await chargedOrder(), await chargedOrder()];
