@@ -39,8 +39,16 @@ lint-spec: install
 typecheck: install
 	$(BIN)/tsc --noEmit -p tsconfig.json
 
-build: install
+# Compiles only when a source changed since the last build, and then only what changed
+# (tsconfig.build.json: incremental, its state in dist/.tsbuildinfo); `make clean` starts over.
+BUILD_STAMP := dist/.tsbuildinfo
+BUILD_SOURCES := $(shell find src cli -name '*.ts') mikro-orm.config.ts tsconfig.json tsconfig.build.json
+
+$(BUILD_STAMP): $(NPM_STAMP) $(BUILD_SOURCES)
 	$(BIN)/tsc -p tsconfig.build.json
+	@touch $@
+
+build: $(BUILD_STAMP)
 
 test-unit: install
 	node --experimental-vm-modules node_modules/jest/bin/jest.js $(JEST_ARGS)

@@ -16,7 +16,7 @@ export async function startServer(rt: Runtime, opts: { port: number; host: strin
   // Keep-alive connections must not hold a drain open forever.
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err) => reject(listenError(err, opts)));
     server.listen(opts.port, opts.host, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
@@ -36,4 +36,17 @@ export async function startServer(rt: Runtime, opts: { port: number; host: strin
         server.closeIdleConnections();
       }),
   };
+}
+
+/** A port that is taken, said so that whoever ran `make run` twice knows what to do. */
+function listenError(err: NodeJS.ErrnoException, opts: { port: number; host: string }): Error {
+  if (err.code !== 'EADDRINUSE') return err;
+  const other = opts.port + 2 > 65535 ? opts.port - 2 : opts.port + 2;
+  return Object.assign(
+    new Error(
+      `port ${opts.port} on ${opts.host} is already in use (EADDRINUSE): is another order-up (a second \`make run\`?) serving there? ` +
+        `Stop it, or pick another port: PORT=${other} make run (or order-up serve --port ${other}).`,
+    ),
+    { code: err.code },
+  );
 }

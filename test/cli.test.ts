@@ -216,7 +216,7 @@ describe('IDs that start with "-"', () => {
 });
 
 describe('serve', () => {
-  test('when serve cannot start (its port is taken), then it exits 1 at once and leaves a running server\'s simulator published', async () => {
+  test('when serve cannot start (its port is taken), then it exits 1 at once saying which port and how to pick another, and leaves a running server\'s simulator published', async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'order-up-serve-'));
     const published = path.join(dataDir, 'simulated-upstreams.json');
     // As `make run` leaves it: the simulator of a live serve (this test's own process stands in for it).
@@ -228,7 +228,9 @@ describe('serve', () => {
       const port = (taken.address() as net.AddressInfo).port;
       const run = await cli(['serve', '--port', String(port), '--simulate-upstreams'], { ORDER_UP_DATA_DIR: dataDir, ORDER_UP_STAFF_TOKENS: 'staff' });
       expect(run.code).toBe(1); // not killed by the helper's 20 s timer: it did not hang
-      expect(run.stderr).toMatch(/EADDRINUSE|address already in use/);
+      // Which port, and how to pick another.
+      expect(run.stderr).toContain(`port ${port} on 127.0.0.1 is already in use (EADDRINUSE)`);
+      expect(run.stderr).toContain(`PORT=${port + 2 > 65535 ? port - 2 : port + 2} make run`);
       expect(run.stdout).not.toContain('listening');
       expect(await readFile(published, 'utf8')).toBe(running);
     } finally {
@@ -373,6 +375,10 @@ describe('cancel', () => {
     expect(charge.calls.slice(before)).toEqual([{ cardToken: t, amountCents: -3300 }]);
     const shown = JSON.parse((await cli(['orders', 'show', order.id, '--json'])).stdout).order;
     expect(shown).toMatchObject({ status: 'cancelled', cancelReason: 'Customer asked by phone' });
+    // What a staff member reading the order sees: how much went back.
+    const human = await cli(['orders', 'show', order.id]);
+    expect(human.stdout).toMatch(/Refunded\s+\$33\.00/);
+    expect((await cli(['orders', 'show', pending.id])).stdout).not.toContain('Refunded');
     expect(await statusOf(pending.id)).toBe('cancelled');
     expect(await statusOf(fulfilled.id)).toBe('fulfilled');
 

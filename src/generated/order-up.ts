@@ -4,6 +4,27 @@
  */
 
 export interface paths {
+    "/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where things are
+         * @description A browser (or any client that does not ask for JSON) is redirected to this reference,
+         *     `/docs`. A client that sends `Accept: application/json` gets the links instead.
+         */
+        get: operations["getRoot"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -450,6 +471,19 @@ export interface components {
              */
             nextCursor: string | null;
         };
+        /** @description Where the reference and the contract are. */
+        RootLinks: {
+            /**
+             * @description The reference documentation (HTML).
+             * @constant
+             */
+            docs: "/docs";
+            /**
+             * @description This contract (YAML).
+             * @constant
+             */
+            openapi: "/openapi.yaml";
+        };
         Health: {
             /** @constant */
             status: "ok";
@@ -790,6 +824,37 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    getRoot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The links, for a client that sent `Accept: application/json`. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RootLinks"];
+                };
+            };
+            /** @description To the reference documentation, for a browser. */
+            302: {
+                headers: {
+                    /** @description `/docs`. */
+                    Location: "/docs";
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     getHealth: {
         parameters: {
             query?: never;

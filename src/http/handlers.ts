@@ -17,6 +17,15 @@ const specText = readFileSync(SPEC_PATH, 'utf8');
 
 /** One handler per operationId of openapi/order-up.yaml; each reads like the feature it serves. */
 export const handlers: Record<string, Handler> = {
+  getRoot: (_r, { req, res }) => {
+    // A browser is sent to the reference; a client that asks for JSON is told where things are.
+    res.setHeader('Vary', 'Accept');
+    if (req.accepts(['text/html', 'application/json']) === 'application/json') {
+      return sendJson(res, 200, { docs: '/docs', openapi: '/openapi.yaml' } satisfies Schemas['RootLinks']);
+    }
+    res.status(302).location('/docs').end();
+  },
+
   getHealth: (_r, { res }) => {
     sendJson(res, 200, { status: 'ok' });
   },
