@@ -160,6 +160,7 @@ describe('usage', () => {
       ['payments', 'resolve', uuid, '--succeeded', '--failed'],
       ['payments', 'resolve', '--succeeded'],
       ['cancel', 'abc', '--reason', 'x'.repeat(501)],
+      ['serve', '--simulate-latency', '5'],
     ];
     const runs = await Promise.all(cases.map((c) => cli(c)));
     runs.forEach((run, i) => {
@@ -170,6 +171,7 @@ describe('usage', () => {
     expect(runs[0].stderr).toContain("unknown command 'bogus'");
     expect(runs[12].stderr).toMatch(/--succeeded.*cannot be used with.*--failed/);
     expect(runs[10].stderr).toContain('not both');
+    expect(runs[15].stderr).toContain('--simulate-latency goes with --simulate-upstreams');
   });
 });
 
@@ -216,6 +218,37 @@ describe('IDs that start with "-"', () => {
 });
 
 describe('serve', () => {
+  test('when serve simulates its upstreams with --simulate-latency, then each simulated charge takes that long, and the banner names the misbehaving tokens', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'order-up-latency-'));
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--simulate-upstreams', '--simulate-latency', '700'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATABASE_URL: databaseUrl, ORDER_UP_DATA_DIR: dataDir, ORDER_UP_STAFF_TOKENS: 'staff', LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      let banner = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => {
+          banner += d.toString();
+          const m = /listening on (http:\/\/\S+)[\s\S]*simulated charge and fulfillment services: .*\n/.exec(banner);
+          if (m) resolve(m[1]);
+        });
+        void exited.then((code) => reject(new Error(`serve exited (${code}) before listening`)));
+      });
+      expect(banner).toMatch(/tok_decline\*, tok_fail\*, tok_hang\*, tok_reset\*/);
+      const created = (await (await fetch(`${url}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(newOrder()) })).json()) as { order: { id: string } };
+      const started = performance.now();
+      const charged = await fetch(`${url}/orders/${created.order.id}/charge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ cardToken: 'tok_slow_ok' }) });
+      expect(charged.status).toBe(200);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(690);
+    } finally {
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
   test('when serve cannot start (its port is taken), then it exits 1 at once saying which port and how to pick another, and leaves a running server\'s simulator published', async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'order-up-serve-'));
     const published = path.join(dataDir, 'simulated-upstreams.json');
