@@ -57,6 +57,7 @@ export function registerServerCommands(program: Command, cli: Cli): void {
       // Published only once we serve: a serve that failed to start never hides a running one's simulator.
       const unpublish = simulator ? publishSimulatedUpstreams(cfg.dataDir, simulator.url) : () => {};
       const lines = [`order-up listening on ${server.url}`, `docs: ${server.url}/docs`];
+      if (cfg.dataDirNote && !cfg.databaseUrl) lines.push(`data: ${cfg.dataDir} (${cfg.dataDirNote})`);
       if (simulator) lines.push(`simulated charge and fulfillment services: ${simulator.url} (card tokens tok_decline*, tok_fail*, tok_hang*, tok_reset* and line items "fail*" misbehave: docs/frontend-guide.md)`);
       if (cfg.staffTokenGenerated) lines.push(`staff token: ${cfg.staffTokens[0]}`);
       process.stdout.write(lines.join('\n') + '\n');
