@@ -63,11 +63,11 @@ bench: build
 	$(BIN)/tsc -p tsconfig.bench.json
 	node dist/test/bench/charge-pipeline.js
 
-# A single self-contained page (Redoc inlined, no CDN; REDOCLY_TELEMETRY=off keeps the CLI and the
-# page from phoning home): works offline and from file://. Generated, not committed (see .gitignore);
-# GET /docs serves the same reference live. test/docs-render.test.ts renders both in Chromium.
-docs: install
-	REDOCLY_TELEMETRY=off $(BIN)/redocly build-docs $(SPEC) --inlineBundle --title "order-up API reference" --output docs/index.html
+# The page GET /docs serves (same Redoc, same options), as a single self-contained file with the
+# Redoc bundle and the spec inlined (no CDN): works offline and from file://. Generated, not committed
+# (see .gitignore). test/docs-render.test.ts renders both in Chromium.
+docs: build
+	node scripts/build-docs.mjs docs/index.html
 
 mock: install
 	$(BIN)/prism mock $(SPEC) --host 127.0.0.1 --port 4010

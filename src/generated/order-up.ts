@@ -422,7 +422,7 @@ export interface components {
             cancelledAt: string | null;
             /**
              * @description The reason given on cancel; `null` if none was given or the order is not cancelled.
-             * @example Customer asked to cancel by phone
+             * @example Customer called to cancel
              */
             cancelReason: string | null;
         };
@@ -449,7 +449,7 @@ export interface components {
         CancelRequest: {
             /**
              * @description Why the order is cancelled; stored in `order.cancelReason`.
-             * @example Customer asked to cancel by phone
+             * @example Customer called to cancel
              */
             reason?: string;
         };
@@ -559,7 +559,7 @@ export interface components {
             status: number;
             /**
              * @description Explanation of this occurrence, for humans and logs. Not for branching; never leaks internals.
-             * @example No order has the ID 3q2-7wEBpZf0aWk1R9cTnA.
+             * @example There is no order with the ID "3q2-7wEBpZf0aWk1R9cTnA".
              */
             detail: string;
             /**
