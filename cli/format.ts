@@ -58,6 +58,8 @@ export function orderDetail(o: OrderView): string {
   if (o.chargedAt) fields.push(['Charged', when(o.chargedAt)]);
   if (o.fulfilledAt) fields.push(['Fulfilled', when(o.fulfilledAt)]);
   if (o.cancelledAt) fields.push(['Cancelled', when(o.cancelledAt)]);
+  // A charged order is cancelled only once its whole total was refunded (a zero total needs no refund).
+  if (o.status === 'cancelled' && o.chargedAt && o.totalCents > 0) fields.push(['Refunded', `${money(o.totalCents)} (the whole total, to the card it was charged on)`]);
   if (o.cancelReason) fields.push(['Reason', o.cancelReason]);
   const width = Math.max(...fields.map(([k]) => k.length));
   const head = fields.map(([k, v]) => `${k.padEnd(width)}  ${clean(v)}`).join('\n');

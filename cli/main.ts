@@ -6,6 +6,7 @@ import { registerBatchCommands } from './commands/batch.js';
 import { registerOrderCommands } from './commands/orders.js';
 import { registerPaymentCommands } from './commands/payments.js';
 import { registerServerCommands } from './commands/server.js';
+import { dashIdHint, refuseOptionsAfterSeparator } from './separator.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, example, safeMessage, type Cli } from './shared.js';
 
 export { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './shared.js';
@@ -18,6 +19,8 @@ export function buildProgram(config: () => Config, setExit: (code: number) => vo
   const program = new Command('order-up')
     .description('order-up: the order service. Staff commands work on the same database and services as the API.')
     .showHelpAfterError('(add --help for usage)')
+    // Set before the subcommands are added: they share it. An ID that starts with "-" gets a hint.
+    .configureOutput({ outputError: (str, write) => write(str + dashIdHint(program, str)) })
     .exitOverride()
     .addHelpText(
       'after',
@@ -65,6 +68,7 @@ export async function main(argv: string[]): Promise<number> {
     },
   );
   try {
+    refuseOptionsAfterSeparator(program, argv.slice(2));
     await program.parseAsync(argv);
     return exit;
   } catch (err) {

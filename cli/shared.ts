@@ -88,8 +88,37 @@ export function safeMessage(e: unknown): string {
   return msg.length > 300 ? `${msg.slice(0, 300)}...` : msg;
 }
 
-/** Prints a failed single operation (JSON on stdout with --json, a line on stderr otherwise) and exits 1. */
+/** What a bad option value means at a terminal, by the API parameter it fills (`/query/<name>`). */
+const OPTION_PROBLEMS: Record<string, string> = {
+  cursor: 'is not a cursor this service issued; use the nextCursor of a previous page (what "orders list" printed after --cursor)',
+};
+
+/**
+ * The API's `invalid_request` about a parameter a CLI option filled (`/query/cursor`), in terminal
+ * terms ("--cursor is not a cursor this service issued; ..."); undefined for any other error.
+ */
+export function optionProblem(e: unknown): string | undefined {
+  if (!(e instanceof AppError) || e.code !== 'invalid_request' || !e.extra.errors?.length) return undefined;
+  const lines: string[] = [];
+  for (const { path, message } of e.extra.errors) {
+    const name = /^\/query\/([A-Za-z]+)$/.exec(path)?.[1];
+    if (!name) return undefined;
+    lines.push(`--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} ${OPTION_PROBLEMS[name] ?? message}`);
+  }
+  return lines.join('\n');
+}
+
+/**
+ * Prints a failed single operation (JSON on stdout with --json, a line on stderr otherwise) and
+ * exits 1; a bad option value the API refused is a usage error (stderr, exit 2), like any other.
+ */
 export function fail(cli: Cli, e: unknown, json: boolean | undefined): void {
+  const usage = optionProblem(e);
+  if (usage) {
+    err(`order-up: ${usage}\n(add --help for usage)`);
+    cli.setExit(EXIT_USAGE);
+    return;
+  }
   const { code, detail } = describeError(e);
   if (json) printJson({ error: { code, detail } });
   else err(`order-up: ${code}: ${detail}`);

@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { parseStaffTokens, type StaffHolder } from './staff-tokens.js';
+import { chooseDataDir } from './data-dir.js';
 
 /** Everything order-up reads from its environment; a CLI flag of the same meaning overrides a field. */
 export interface Config {
   databaseUrl: string | undefined;
   dataDir: string;
+  /** Set when the embedded database's data is not under `.order-up` in the project: where and why (src/data-dir.ts). */
+  dataDirNote?: string;
   port: number;
   host: string;
   /** A second port serving only GET /metrics, without a token (bound to `host`); undefined: none. */
@@ -102,9 +105,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const tokens = list(env.ORDER_UP_STAFF_TOKENS);
   const staffTokenGenerated = tokens.length === 0;
   const staffTokens = staffTokenGenerated ? [randomBytes(24).toString('base64url')] : tokens;
+  const data = chooseDataDir({ explicit: env.ORDER_UP_DATA_DIR || undefined });
   return {
     databaseUrl: env.DATABASE_URL || undefined,
-    dataDir: env.ORDER_UP_DATA_DIR || '.order-up',
+    dataDir: data.dir,
+    dataDirNote: data.note,
     port: int(env, 'PORT', 8888, 0, 65535),
     host: env.HOST || '127.0.0.1',
     metricsPort: env.METRICS_PORT === undefined || env.METRICS_PORT === '' ? undefined : int(env, 'METRICS_PORT', 0, 0, 65535),

@@ -49,7 +49,7 @@ export async function startServer(rt: Runtime, opts: { port: number; host: strin
   server.maxConnections = limits.maxConnections;
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, rt.log));
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err) => reject(listenError(err, opts)));
     server.listen(opts.port, opts.host, () => resolve());
   });
   let metricsServer: MetricsServer | undefined;
@@ -144,4 +144,17 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Socket, log: Logg
   socket.once('end', () => socket.destroy());
   setTimeout(() => socket.destroy(), 1000).unref();
   if (ongoing === undefined) log.info({ reqId: requestId, status: problem.status, clientError: err.code ?? err.message }, 'request');
+}
+
+/** A port that is taken, said so that whoever ran `make run` twice knows what to do. */
+function listenError(err: NodeJS.ErrnoException, opts: { port: number; host: string }): Error {
+  if (err.code !== 'EADDRINUSE') return err;
+  const other = opts.port + 2 > 65535 ? opts.port - 2 : opts.port + 2;
+  return Object.assign(
+    new Error(
+      `port ${opts.port} on ${opts.host} is already in use (EADDRINUSE): is another order-up (a second \`make run\`?) serving there? ` +
+        `Stop it, or pick another port: PORT=${other} make run (or order-up serve --port ${other}).`,
+    ),
+    { code: err.code },
+  );
 }

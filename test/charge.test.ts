@@ -203,6 +203,47 @@ describe('when the charge service fails', () => {
     }
   });
 
+  test('when the service never answers a timed-out refund, then the in-doubt note and the log say the extra wait ran out, not that it answered', async () => {
+    const logs = new LineCapture();
+    const own = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: fake.url, env: { UPSTREAM_TIMEOUT_MS: '200' }, logDestination: logs, logLevel: 'warn' });
+    try {
+      const order = await pendingOrder();
+      expect((await own.call('POST', `/orders/${order.id}/charge`, { body: { cardToken: 'tok_ok' } })).status).toBe(200);
+      fake.next({ hang: true });
+      const res = await own.call('POST', `/orders/${order.id}/cancel`, { staff: true });
+      expect(res.status).toBe(504);
+      expect(res.body.code).toBe('upstream_timeout');
+      const refund = async () => (await storedPayments(app, order.id)).find((p) => p.kind === 'refund')!;
+      await until(async () => String((await refund()).outcome).includes('later'));
+      // What `order-up payments in-doubt` shows under WHAT HAPPENED.
+      expect(await refund()).toMatchObject({ state: 'in_doubt', outcome: 'no answer before the timeout; later: still no answer after 0.4 s more' });
+      await until(() => logs.text.includes('lateOutcome'));
+      const note = logs.records().find((r) => r.lateOutcome !== undefined)!;
+      expect(note).toMatchObject({ kind: 'refund', lateOutcome: 'still no answer after 0.4 s more' });
+      expect(String(note.msg)).toContain('gave no answer to the timed-out refund');
+      expect(logs.text).not.toContain('answered the timed-out');
+    } finally {
+      fake.releaseHung();
+      await own.stop();
+    }
+  });
+
+  test('when the connection of a timed-out charge breaks before any answer, then the note says so, not that the service answered', async () => {
+    const logs = new LineCapture();
+    const own = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: fake.url, env: { UPSTREAM_TIMEOUT_MS: '200' }, logDestination: logs, logLevel: 'warn' });
+    try {
+      const order = await pendingOrder();
+      fake.next({ reset: true, delayMs: 300 });
+      expect((await own.call('POST', `/orders/${order.id}/charge`, { body: { cardToken: 'tok_reset_late' } })).status).toBe(504);
+      await until(async () => String((await storedPayments(app, order.id))[0].outcome).includes('later'));
+      expect(await storedPayments(app, order.id)).toMatchObject([{ state: 'in_doubt', outcome: 'no answer before the timeout; later: the connection broke without an answer' }]);
+      await until(() => logs.text.includes('lateOutcome'));
+      expect(logs.text).not.toContain('answered the timed-out');
+    } finally {
+      await own.stop();
+    }
+  });
+
   test('when the outcome cannot be recorded, then 502 payment_in_doubt (not a bare 500), the payment is in doubt and the order released', async () => {
     const order = await pendingOrder();
     const db = app.db;

@@ -160,6 +160,7 @@ describe('usage', () => {
       ['payments', 'resolve', uuid, '--succeeded', '--failed'],
       ['payments', 'resolve', '--succeeded'],
       ['cancel', 'abc', '--reason', 'x'.repeat(501)],
+      ['serve', '--simulate-latency', '5'],
     ];
     const runs = await Promise.all(cases.map((c) => cli(c)));
     runs.forEach((run, i) => {
@@ -170,11 +171,85 @@ describe('usage', () => {
     expect(runs[0].stderr).toContain("unknown command 'bogus'");
     expect(runs[12].stderr).toMatch(/--succeeded.*cannot be used with.*--failed/);
     expect(runs[10].stderr).toContain('not both');
+    expect(runs[15].stderr).toContain('--simulate-latency goes with --simulate-upstreams');
+  });
+});
+
+describe('IDs that start with "-"', () => {
+  test('when an option comes after "--" with IDs, then it is a usage error (exit 2, nothing done) whose hint puts the options before "--"', async () => {
+    const id = `-dash-${randomBytes(3).toString('hex')}`;
+    await pendingOrder({ id });
+    for (const args of [
+      ['cancel', '--', id, '--reason', 'test'],
+      ['cancel', '--', id, '--reason=test'],
+      ['fulfill', '--', id, '--json'],
+      ['orders', 'show', '--', id, '--json'],
+    ]) {
+      const run = await cli(args);
+      expect({ args, code: run.code, stdout: run.stdout }).toEqual({ args, code: 2, stdout: '' });
+      expect(run.stderr).toContain(`"${args.at(-1) === 'test' ? '--reason' : args.at(-1)}" comes after "--"`);
+      expect(run.stderr).toContain('Options go before "--"');
+    }
+    const refused = await cli(['cancel', '--', id, '--reason', 'test']);
+    expect(refused.stderr).toContain(`order-up cancel --reason test -- ${id}`);
+    expect(await statusOf(id)).toBe('pending');
+
+    // As the hint says: options before "--", the ID after it.
+    const run = await cli(['cancel', '--reason', 'test', '--', id]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`cancelled  ${id}`);
+    const shown = await cli(['orders', 'show', '--json', '--', id]);
+    expect(shown.code).toBe(0);
+    expect(JSON.parse(shown.stdout).order).toMatchObject({ id, status: 'cancelled', cancelReason: 'test' });
+  });
+
+  test('when an ID that starts with "-" is given without "--", then the usage error suggests the command line with "--"', async () => {
+    const show = await cli(['orders', 'show', '-dash-1']);
+    expect(show.code).toBe(2);
+    expect(show.stdout).toBe('');
+    expect(show.stderr).toContain("unknown option '-dash-1'");
+    expect(show.stderr).toContain('order-up orders show -- -dash-1');
+    const cancel = await cli(['cancel', '-dash-1', '--reason', 'out of stock']);
+    expect(cancel.code).toBe(2);
+    expect(cancel.stderr).toContain("order-up cancel --reason 'out of stock' -- -dash-1");
+    // A mistyped option is not taken for an ID.
+    expect((await cli(['cancel', 'abc', '--resaon', 'x'])).stderr).not.toContain('"--"');
   });
 });
 
 describe('serve', () => {
-  test('when serve cannot start (its port is taken), then it exits 1 at once and leaves a running server\'s simulator published', async () => {
+  test('when serve simulates its upstreams with --simulate-latency, then each simulated charge takes that long, and the banner names the misbehaving tokens', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'order-up-latency-'));
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--simulate-upstreams', '--simulate-latency', '700'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATABASE_URL: databaseUrl, ORDER_UP_DATA_DIR: dataDir, ORDER_UP_STAFF_TOKENS: 'staff', LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      let banner = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => {
+          banner += d.toString();
+          const m = /listening on (http:\/\/\S+)[\s\S]*simulated charge and fulfillment services: .*\n/.exec(banner);
+          if (m) resolve(m[1]);
+        });
+        void exited.then((code) => reject(new Error(`serve exited (${code}) before listening`)));
+      });
+      expect(banner).toMatch(/tok_decline\*, tok_fail\*, tok_hang\*, tok_reset\*/);
+      const created = (await (await fetch(`${url}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(newOrder()) })).json()) as { order: { id: string } };
+      const started = performance.now();
+      const charged = await fetch(`${url}/orders/${created.order.id}/charge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ cardToken: 'tok_slow_ok' }) });
+      expect(charged.status).toBe(200);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(690);
+    } finally {
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  test('when serve cannot start (its port is taken), then it exits 1 at once saying which port and how to pick another, and leaves a running server\'s simulator published', async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'order-up-serve-'));
     const published = path.join(dataDir, 'simulated-upstreams.json');
     // As `make run` leaves it: the simulator of a live serve (this test's own process stands in for it).
@@ -186,7 +261,9 @@ describe('serve', () => {
       const port = (taken.address() as net.AddressInfo).port;
       const run = await cli(['serve', '--port', String(port), '--simulate-upstreams'], { ORDER_UP_DATA_DIR: dataDir, ORDER_UP_STAFF_TOKENS: 'staff' });
       expect(run.code).toBe(1); // not killed by the helper's 20 s timer: it did not hang
-      expect(run.stderr).toMatch(/EADDRINUSE|address already in use/);
+      // Which port, and how to pick another.
+      expect(run.stderr).toContain(`port ${port} on 127.0.0.1 is already in use (EADDRINUSE)`);
+      expect(run.stderr).toContain(`PORT=${port + 2 > 65535 ? port - 2 : port + 2} make run`);
       expect(run.stdout).not.toContain('listening');
       expect(await readFile(published, 'utf8')).toBe(running);
     } finally {
@@ -247,6 +324,18 @@ describe('orders list and show', () => {
     expect(typeof page.nextCursor).toBe('string');
     const next = JSON.parse((await cli(['orders', 'list', '--status', 'pending', '--limit', '1', '--cursor', page.nextCursor, '--json'])).stdout);
     expect(next.orders[0].id).toBe(a.id);
+  });
+});
+
+describe('orders list --cursor', () => {
+  test('when the cursor is not one the service issued, then a usage error names --cursor and what to use instead (exit 2), with or without --json', async () => {
+    for (const args of [['orders', 'list', '--cursor', 'garbage'], ['orders', 'list', '--cursor', 'garbage', '--json']]) {
+      const run = await cli(args);
+      expect({ args, code: run.code, stdout: run.stdout }).toEqual({ args, code: 2, stdout: '' });
+      expect(run.stderr).toContain('--cursor is not a cursor this service issued; use the nextCursor of a previous page');
+      expect(run.stderr).not.toContain('invalid_request');
+      expect(run.stderr).not.toContain('API contract');
+    }
   });
 });
 
@@ -319,6 +408,10 @@ describe('cancel', () => {
     expect(charge.calls.slice(before)).toEqual([{ cardToken: t, amountCents: -3300 }]);
     const shown = JSON.parse((await cli(['orders', 'show', order.id, '--json'])).stdout).order;
     expect(shown).toMatchObject({ status: 'cancelled', cancelReason: 'Customer asked by phone' });
+    // What a staff member reading the order sees: how much went back.
+    const human = await cli(['orders', 'show', order.id]);
+    expect(human.stdout).toMatch(/Refunded\s+\$33\.00/);
+    expect((await cli(['orders', 'show', pending.id])).stdout).not.toContain('Refunded');
     expect(await statusOf(pending.id)).toBe('cancelled');
     expect(await statusOf(fulfilled.id)).toBe('fulfilled');
 

@@ -230,6 +230,9 @@ describe('the harness', () => {
 describe('(a) the app behind a validating Prism proxy', () => {
   describe('happy paths', () => {
     test('meta endpoints', async () => {
+      const root = await send('GET', '/', { headers: { accept: 'application/json' } });
+      expectAnswer(root, 200);
+      expect(root.body).toEqual({ docs: '/docs', openapi: '/openapi.yaml' });
       expectAnswer(await send('GET', '/healthz'), 200);
       expectAnswer(await send('GET', '/readyz'), 200);
       const spec = await send('GET', '/openapi.yaml');

@@ -1,4 +1,5 @@
-// GET /docs renders in a real headless browser, offline, with every operation of the spec visible.
+// GET /docs and `make docs` render in a real headless browser, offline, with every operation of the
+// spec visible, and read well at 1400 px.
 //
 // Needs Chromium at /usr/bin/chromium (or CHROMIUM_PATH), which CI machines do not have: there the
 // test is skipped with a message, and `make test` does not depend on it. To run it locally:
@@ -13,7 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { OpenAPIBackend } from 'openapi-backend';
 import { startTestApp, type TestApp } from './support/app.js';
-import { ROOT, SPEC_PATH } from '../src/http/assets.js';
+import { docsAssetPath, REDOC_OPTIONS, ROOT, SPEC_PATH } from '../src/http/assets.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const haveChromium = fs.existsSync(CHROMIUM);
@@ -37,8 +38,9 @@ afterAll(async () => {
 });
 
 /** The DOM after Redoc had `budgetMs` of virtual time to fetch the spec and render. */
-function dumpDom(url: string, budgetMs: number): Promise<string> {
+function dumpDom(url: string, budgetMs: number, extra: string[] = []): Promise<string> {
   const args = [
+    ...extra,
     '--headless',
     '--no-sandbox',
     '--disable-gpu',
@@ -91,35 +93,87 @@ function expectNoRenderError(text: string): void {
 function expectGuide(text: string): void {
   expect(GUIDE_SECTIONS.filter((heading) => !text.includes(heading))).toEqual([]);
 }
+/** `make docs`: scripts/build-docs.mjs (needs `make build`) writes the page to `out`. */
+function buildDocs(out: string): Promise<void> {
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'src', 'http', 'assets.js'))) throw new Error('not built: run `make build` (make test does) before this test');
+  return new Promise<void>((resolve, reject) => {
+    execFile(process.execPath, [path.join(ROOT, 'scripts', 'build-docs.mjs'), out], { cwd: ROOT, timeout: 60_000 }, (err, _stdout, stderr) =>
+      err ? reject(new Error(`scripts/build-docs.mjs failed: ${err.message}\n${stderr}`)) : resolve(),
+    );
+  });
+}
+
 maybe(
-  '`make docs` output (redocly build-docs --inlineBundle) renders from file:// with no network, every operation on its tag page',
+  '`make docs` output renders from file:// with no network: the same Redoc and look as GET /docs, every operation on its one page',
   async () => {
     const out = path.join(profile!, 'index.html');
-    await new Promise<void>((resolve, reject) => {
-      execFile(
-        path.join(ROOT, 'node_modules', '.bin', 'redocly'),
-        ['build-docs', SPEC_PATH, '--inlineBundle', '--output', out],
-        { cwd: ROOT, timeout: 60_000, env: { ...process.env, REDOCLY_TELEMETRY: 'off' } },
-        (err, _stdout, stderr) => (err ? reject(new Error(`redocly build-docs failed: ${err.message}\n${stderr}`)) : resolve()),
-      );
-    });
+    await buildDocs(out);
     // Self-contained: no script, stylesheet or font is loaded from elsewhere.
     const html = fs.readFileSync(out, 'utf8');
     expect(html.match(/<(?:script|link)\b[^>]*\b(?:src|href)\s*=\s*["']?(?:https?:)?\/\/[^>]*>/gi) ?? []).toEqual([]);
+    // One Redoc (the bundle /docs serves), one look (the same styles and options).
+    expect(html).toContain(fs.readFileSync(docsAssetPath(), 'utf8').slice(0, 2000));
+    const served = String((await app!.call('GET', '/docs')).body);
+    const look = (page: string) => ({ style: /<style>[\s\S]*?<\/style>/.exec(page)?.[0], options: page.includes(`, ${JSON.stringify(REDOC_OPTIONS)}, document`) });
+    expect(look(html)).toEqual(look(served));
+    expect(look(html).options).toBe(true);
 
-    // Redoc 3 (what build-docs renders with) shows the guide on its first page and each tag's
-    // operations on the tag's own page (hash routing: index.html#/orders).
-    const home = visibleMarkup(await dumpDom(pathToFileURL(out).href, 15_000));
-    expectNoRenderError(home);
-    expectGuide(home);
-    const ops = await operations();
-    const missing: string[] = [];
-    for (const tag of new Set(ops.flatMap((op) => op.tags ?? []))) {
-      const page = visibleMarkup(await dumpDom(`${pathToFileURL(out).href}#/${tag.toLowerCase()}`, 15_000));
-      expectNoRenderError(page);
-      for (const op of ops.filter((o) => o.tags?.includes(tag))) if (!page.includes(String(op.summary))) missing.push(`${tag}: ${op.operationId} (${op.summary})`);
-    }
-    expect(missing).toEqual([]);
+    const text = visibleMarkup(await dumpDom(pathToFileURL(out).href, 15_000));
+    expectNoRenderError(text);
+    expectGuide(text);
+    const missing = (await operations()).filter((op) => !text.includes(String(op.summary)) || !text.includes(`operation/${op.operationId}`));
+    expect(missing.map((op) => `${op.operationId}: ${op.summary}`)).toEqual([]);
+  },
+  120_000,
+);
+
+// Runs in the page once Redoc has rendered: what a reader at a 1400 x 900 screen would meet.
+const LAYOUT_PROBE = `(function wait() {
+  if (document.documentElement.getAttribute('data-redoc') !== 'ready') return setTimeout(wait, 100);
+  var firstScreen = Array.from(document.querySelectorAll('li[data-item-id*="/operation/"]')).filter(function (li) {
+    var b = li.getBoundingClientRect();
+    return !(b.height > 0 && b.top >= 0 && b.bottom <= innerHeight);
+  }).map(function (li) { return li.getAttribute('data-item-id'); });
+  // Every response opened: the error examples and the ProblemCode table are shown.
+  Array.from(document.querySelectorAll('button:not([aria-label])')).forEach(function (b) { b.click(); });
+  setTimeout(function () {
+    var report = {
+      operations: document.querySelectorAll('li[data-item-id*="/operation/"]').length,
+      notOnFirstScreen: firstScreen,
+      horizontalScroll: Array.from(document.querySelectorAll('#redoc pre, #redoc table, #redoc .redoc-json')).filter(function (el) {
+        return el.scrollWidth > el.clientWidth + 1;
+      }).map(function (el) { return el.textContent.slice(0, 60); }),
+      errorCodesShown: 0,
+      errorCodesBroken: []
+    };
+    Array.from(document.querySelectorAll('#redoc code')).forEach(function (c) {
+      if (!/^[a-z]+(_[a-z]+)+$/.test(c.textContent)) return;
+      report.errorCodesShown += 1;
+      if (c.getClientRects().length > 1 && report.errorCodesBroken.indexOf(c.textContent) < 0) report.errorCodesBroken.push(c.textContent);
+    });
+    document.body.setAttribute('data-layout', JSON.stringify(report));
+  }, 1500);
+})();`;
+
+maybe(
+  'when the reference is read at 1400 x 900, then every operation is in the side menu of the first screen, no code block or table needs horizontal scroll, and no error code is broken',
+  async () => {
+    const out = path.join(profile!, 'layout.html');
+    await buildDocs(out);
+    const html = fs.readFileSync(out, 'utf8');
+    const end = html.lastIndexOf('</body>');
+    fs.writeFileSync(out, `${html.slice(0, end)}<script>${LAYOUT_PROBE}</script>${html.slice(end)}`);
+    const dom = await dumpDom(pathToFileURL(out).href, 20_000, ['--window-size=1400,900']);
+    const attr = /data-layout="([^"]*)"/.exec(dom)?.[1];
+    expect(attr).toBeDefined();
+    const report = JSON.parse(attr!.replace(/&quot;/g, '"').replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>'));
+    expect(report.operations).toBe((await operations()).length);
+    expect(report.errorCodesShown).toBeGreaterThan(100);
+    expect({ notOnFirstScreen: report.notOnFirstScreen, horizontalScroll: report.horizontalScroll, errorCodesBroken: report.errorCodesBroken }).toEqual({
+      notOnFirstScreen: [],
+      horizontalScroll: [],
+      errorCodesBroken: [],
+    });
   },
   120_000,
 );

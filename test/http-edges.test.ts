@@ -145,6 +145,24 @@ describe('when a request fails, then the answer is an RFC 9457 problem with a st
 });
 
 describe('when the meta endpoints are called', () => {
+  test('when a browser opens /, then it is redirected to /docs', async () => {
+    for (const accept of ['text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8', '*/*', undefined]) {
+      const res = await fetch(`${app.url}/`, { redirect: 'manual', headers: accept ? { accept } : {} });
+      expect({ accept, status: res.status, location: res.headers.get('location') }).toEqual({ accept, status: 302, location: '/docs' });
+    }
+    // Followed, as a browser does: the reference.
+    const page = await fetch(`${app.url}/`);
+    expect(page.url).toBe(`${app.url}/docs`);
+    expect(await page.text()).toMatch(/redoc/i);
+  });
+
+  test('when a client asks / for JSON, then it answers where the docs and the contract are', async () => {
+    const reply = await app.call('GET', '/', { headers: { accept: 'application/json' } });
+    expect(reply.status).toBe(200);
+    expect(reply.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(reply.body).toEqual({ docs: '/docs', openapi: '/openapi.yaml' });
+  });
+
   test('when /healthz is called, then 200 {status: ok}', async () => {
     const reply = await app.call('GET', '/healthz');
     expect(reply.status).toBe(200);

@@ -128,6 +128,8 @@ describe('when staff list orders', () => {
     const reply = await list(`?status=${status}`);
     expectProblem(reply, 400, 'invalid_request');
     expect(reply.body.errors.map((e: { path: string }) => e.path)).toContain('/query/status');
+    // The message names the values that would do, not just "one of the allowed values".
+    expect(reply.body.errors).toContainEqual({ path: '/query/status', message: 'must be one of: pending, charged, fulfilled, cancelled' });
   });
 
   test('when an unknown query parameter is sent, then 400 invalid_request naming it', async () => {

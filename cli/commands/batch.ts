@@ -46,7 +46,7 @@ export function registerBatchCommands(program: Command, cli: Cli): void {
   program
     .command('fulfill')
     .description('Fulfill charged orders: every line item goes to the fulfillment service, then the order is fulfilled.')
-    .argument('[ids...]', 'the order IDs')
+    .argument('[ids...]', 'the order IDs (one that starts with "-" goes after "--", every option before it)')
     .option('--all-charged', 'fulfill every order that is charged now')
     .option('--json', 'print {"results": [...], "summary": ...} as JSON (progress goes to stderr)')
     .addHelpText('after', example('order-up fulfill 8Jq2x0fN3kQ b3Xr9mT1pZa', 'order-up fulfill --all-charged'))
@@ -79,7 +79,7 @@ export function registerBatchCommands(program: Command, cli: Cli): void {
   program
     .command('cancel')
     .description('Cancel orders. A charged order is refunded in full first (through the same charge queue as the server).')
-    .argument('<ids...>', 'the order IDs')
+    .argument('<ids...>', 'the order IDs (one that starts with "-" goes after "--", every option before it)')
     .addOption(
       new Option('--reason <text>', 'why, stored on each order').argParser((v: string) => {
         if (v.length > 500) throw new UsageError('--reason may be at most 500 characters');

@@ -60,7 +60,7 @@ export function registerOrderCommands(program: Command, cli: Cli): void {
   orders
     .command('show')
     .description('Show one order with its line items.')
-    .argument('<id>', 'the order ID')
+    .argument('<id>', 'the order ID (one that starts with "-" goes after "--", every option before it)')
     .option('--json', 'print {"order": ...} as JSON')
     .addHelpText('after', example('order-up orders show 8Jq2x0fN3kQ', 'order-up orders show 8Jq2x0fN3kQ --json'))
     .action(async (id: string, opts: { json?: boolean }) => {

@@ -2,7 +2,7 @@ import os from 'node:os';
 import { Option, type Command } from 'commander';
 import type { Logger } from '../../src/log.js';
 import { publishSimulatedUpstreams } from '../simulated-upstreams.js';
-import { EXIT_FAILED, EXIT_OK, UsageError, example, type Cli } from '../shared.js';
+import { EXIT_FAILED, EXIT_OK, UsageError, example, parseIntIn, type Cli } from '../shared.js';
 
 function parsePort(value: string): number {
   const n = Number(value);
@@ -33,13 +33,19 @@ export function registerServerCommands(program: Command, cli: Cli): void {
     .addOption(new Option('--port <port>', 'port to listen on (env PORT, default 8888)').argParser(parsePort))
     .option('--host <host>', 'address to bind (env HOST, default 127.0.0.1)')
     .option('--simulate-upstreams', 'run built-in simulated charge and fulfillment services')
+    .addOption(new Option('--simulate-latency <ms>', 'with --simulate-upstreams: how long each simulated charge takes (default 50)').argParser(parseIntIn('--simulate-latency', 0, 600_000)))
     .option('--no-migrate', 'do not apply pending migrations at start')
     .addOption(new Option('--workers <n>', 'processes serving the port (env WORKERS, default 1; 0: one per core)').argParser(parseWorkers))
     .addHelpText(
       'after',
-      example('ORDER_UP_STAFF_TOKENS=secret order-up serve --port 8888 --simulate-upstreams', 'order-up serve --workers 0   # one worker per core'),
+      example(
+        'ORDER_UP_STAFF_TOKENS=secret order-up serve --port 8888 --simulate-upstreams',
+        'order-up serve --workers 0   # one worker per core',
+        'order-up serve --simulate-upstreams --simulate-latency 2000',
+      ),
     )
-    .action(async (opts: { port?: number; host?: string; simulateUpstreams?: boolean; migrate: boolean; workers?: number }) => {
+    .action(async (opts: { port?: number; host?: string; simulateUpstreams?: boolean; simulateLatency?: number; migrate: boolean; workers?: number }) => {
+      if (opts.simulateLatency !== undefined && !opts.simulateUpstreams) throw new UsageError('--simulate-latency goes with --simulate-upstreams');
       const cfg = cli.config();
       if (!opts.simulateUpstreams && (!cfg.chargeServiceUrl || !cfg.fulfillmentServiceUrl)) {
         throw new UsageError('serve needs CHARGE_SERVICE_URL and FULFILLMENT_SERVICE_URL (or --simulate-upstreams)');
@@ -68,7 +74,7 @@ export function registerServerCommands(program: Command, cli: Cli): void {
       let server: Awaited<ReturnType<typeof startServer>>;
       try {
         if (opts.simulateUpstreams) {
-          simulator = await startSimulator({ log: log.child({ component: 'simulator' }) });
+          simulator = await startSimulator({ chargeLatencyMs: opts.simulateLatency, log: log.child({ component: 'simulator' }) });
           cfg.chargeServiceUrl = simulator.url;
           cfg.fulfillmentServiceUrl = simulator.url;
         }
@@ -82,7 +88,8 @@ export function registerServerCommands(program: Command, cli: Cli): void {
       // Published only once we serve: a serve that failed to start never hides a running one's simulator.
       const unpublish = simulator ? publishSimulatedUpstreams(cfg.dataDir, simulator.url) : () => {};
       const lines = [`order-up listening on ${server.url}`, `docs: ${server.url}/docs`];
-      if (simulator) lines.push(`simulated charge and fulfillment services: ${simulator.url} (card tokens starting with tok_decline are declined)`);
+      if (cfg.dataDirNote && !cfg.databaseUrl) lines.push(`data: ${cfg.dataDir} (${cfg.dataDirNote})`);
+      if (simulator) lines.push(`simulated charge and fulfillment services: ${simulator.url} (card tokens tok_decline*, tok_fail*, tok_hang*, tok_reset* and line items "fail*" misbehave: docs/frontend-guide.md)`);
       if (cfg.staffTokenGenerated) lines.push(`staff token: ${cfg.staffTokens[0]}`);
       process.stdout.write(lines.join('\n') + '\n');
       await new Promise<void>((resolve) => {

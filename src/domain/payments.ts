@@ -1,6 +1,6 @@
 import type { PaymentOutcome } from '../db/claims-repo.js';
 import type { PaymentKind, PaymentState, PaymentSummary } from '../db/records.js';
-import type { ChargeOutcome, ChargeRequest, QueueSlot } from '../upstream/charge-service.js';
+import type { ChargeOutcome, ChargeRequest, LateAnswer, QueueSlot } from '../upstream/charge-service.js';
 import type { DomainContext } from './context.js';
 import { AppError, reconnecting } from './errors.js';
 import { RECOVERED_OUTCOME, tryFinishClaim, type FinishExtra, type HeldOrder } from './exclusive.js';
@@ -178,8 +178,9 @@ export async function sendAndSettle(
 }
 
 /**
- * What the charge service said, after all, to a call already recorded as in doubt by its timeout.
- * Once the in-doubt outcome is recorded (`recorded`), it is added to the payment's outcome (shown by
+ * What became of a call already recorded as in doubt by its timeout: the charge service's answer
+ * after all, or that it never came (the extra wait ran out, or the connection broke). Once the
+ * in-doubt outcome is recorded (`recorded`), it is added to the payment's outcome (shown by
  * `order-up payments in-doubt`) and logged, for the staff who resolve it. Nothing is decided on its
  * strength - the payment stays in doubt until staff confirm it with the charge service's records;
  * should staff already have resolved it the other way, that is logged as an error.
@@ -189,23 +190,43 @@ function lateAnswerNote(
   paymentId: string,
   kind: PaymentKind,
   recorded: Promise<unknown>,
-): (outcome: ChargeOutcome) => Promise<void> {
-  return async (outcome) => {
+): (late: LateAnswer) => Promise<void> {
+  return async (late) => {
     await recorded.catch(() => undefined);
-    const late = describe(outcome);
-    ctx.log.warn({ paymentId, kind, lateOutcome: late }, `the charge service answered the timed-out ${kind} late; it stays in doubt until staff resolve it`);
+    const { outcome } = late;
+    const note = describeLate(late);
+    if (late.answered) {
+      ctx.log.warn({ paymentId, kind, lateOutcome: note }, `the charge service answered the timed-out ${kind} late (${note}); it stays in doubt until staff resolve it`);
+    } else {
+      ctx.log.warn({ paymentId, kind, lateOutcome: note }, `the charge service gave no answer to the timed-out ${kind} (${note}); it stays in doubt until staff resolve it`);
+    }
     try {
-      if (await ctx.db.payments.noteOnInDoubt(paymentId, `; later: ${late}`, late, whoOf(ctx))) return;
+      if (await ctx.db.payments.noteOnInDoubt(paymentId, `; later: ${note}`, note, whoOf(ctx))) return;
       const row = await ctx.db.payments.find(paymentId);
-      const tookMoney = outcome.kind === 'succeeded';
-      const contradicts = (row?.state === 'failed' && tookMoney) || (row?.state === 'succeeded' && movedNoMoney(outcome));
+      const tookMoney = late.answered && outcome.kind === 'succeeded';
+      const contradicts = (row?.state === 'failed' && tookMoney) || (row?.state === 'succeeded' && late.answered && movedNoMoney(outcome));
       if (contradicts) {
-        ctx.log.error({ paymentId, kind, state: row.state, lateOutcome: late }, `the ${kind} was resolved as ${row.state}, but the charge service answered late: ${late}; check it with the charge service`);
+        ctx.log.error({ paymentId, kind, state: row.state, lateOutcome: note }, `the ${kind} was resolved as ${row.state}, but the charge service answered late: ${note}; check it with the charge service`);
       }
     } catch (err) {
       ctx.log.error({ err, paymentId }, 'could not note the late answer on the payment');
     }
   };
+}
+
+/** The words for what became of a timed-out call: "charge service answered 201", "still no answer after 20 s more", ... */
+function describeLate(late: LateAnswer): string {
+  if (late.answered) return describe(late.outcome);
+  if (late.gaveUp) return `still no answer after ${seconds(late.afterMs)} more`;
+  if (late.outcome.kind === 'in_doubt') {
+    return late.outcome.reason === 'reset' ? 'the connection broke without an answer' : `still no answer after ${seconds(late.afterMs)} more`;
+  }
+  return describe(late.outcome);
+}
+
+/** 20000 -> "20 s", 400 -> "0.4 s". */
+function seconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(ms < 10_000 ? 1 : 0))} s`;
 }
 
 /** Turns an unsuccessful outcome into the error the caller answers with. */

@@ -4,6 +4,27 @@
  */
 
 export interface paths {
+    "/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where things are
+         * @description A browser (or any client that does not ask for JSON) is redirected to this reference,
+         *     `/docs`. A client that sends `Accept: application/json` gets the links instead.
+         */
+        get: operations["getRoot"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -478,7 +499,7 @@ export interface components {
             cancelledAt: string | null;
             /**
              * @description The reason given on cancel; `null` if none was given or the order is not cancelled.
-             * @example Customer asked to cancel by phone
+             * @example Customer called to cancel
              */
             cancelReason: string | null;
             /**
@@ -531,7 +552,7 @@ export interface components {
         CancelRequest: {
             /**
              * @description Why the order is cancelled; stored in `order.cancelReason`; no NUL character (U+0000).
-             * @example Customer asked to cancel by phone
+             * @example Customer called to cancel
              */
             reason?: string;
         };
@@ -600,6 +621,19 @@ export interface components {
             data: {
                 [key: string]: unknown;
             };
+        };
+        /** @description Where the reference and the contract are. */
+        RootLinks: {
+            /**
+             * @description The reference documentation (HTML).
+             * @constant
+             */
+            docs: "/docs";
+            /**
+             * @description This contract (YAML).
+             * @constant
+             */
+            openapi: "/openapi.yaml";
         };
         Health: {
             /** @constant */
@@ -681,7 +715,7 @@ export interface components {
             status: number;
             /**
              * @description Explanation of this occurrence, for humans and logs. Not for branching; never leaks internals.
-             * @example No order has the ID 3q2-7wEBpZf0aWk1R9cTnA.
+             * @example There is no order with the ID "3q2-7wEBpZf0aWk1R9cTnA".
              */
             detail: string;
             /**
@@ -1005,6 +1039,37 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    getRoot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The links, for a client that sent `Accept: application/json`. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RootLinks"];
+                };
+            };
+            /** @description To the reference documentation, for a browser. */
+            302: {
+                headers: {
+                    /** @description `/docs`. */
+                    Location: "/docs";
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     getHealth: {
         parameters: {
             query?: never;

@@ -21,6 +21,15 @@ const specText = readFileSync(SPEC_PATH, 'utf8');
  * JSON write their answer themselves.
  */
 export const handlers: Record<string, Handler> = {
+  getRoot: (_r, { req, res }) => {
+    // A browser is sent to the reference; a client that asks for JSON is told where things are.
+    res.setHeader('Vary', 'Accept');
+    if (req.accepts(['text/html', 'application/json']) === 'application/json') {
+      return { status: 200, body: { docs: '/docs', openapi: '/openapi.yaml' } satisfies Schemas['RootLinks'] };
+    }
+    res.status(302).location('/docs').end();
+  },
+
   getHealth: () => ({ status: 200, body: { status: 'ok' } }),
 
   getReady: async (_r, { deps }) => {

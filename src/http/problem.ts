@@ -143,6 +143,8 @@ export function fieldErrors(errors: ErrorObject[]): FieldError[] {
     } else if (e.keyword === 'additionalProperties') {
       path = `${path}/${String(params.additionalProperty)}`;
       message = 'is not a known field';
+    } else if (e.keyword === 'enum' && Array.isArray(params.allowedValues)) {
+      message = `must be one of: ${params.allowedValues.map(String).join(', ')}`;
     } else if (e.keyword === 'pattern' && path.endsWith('/description')) {
       message = 'must not be blank';
     } else if (e.keyword === 'pattern' && params.pattern === NO_NUL) {

@@ -10,8 +10,8 @@ export type ChargeOutcome =
   | { kind: 'succeeded' }
   /** The service answered and refused (4xx): nothing happened. */
   | { kind: 'declined'; status: number }
-  /** Nothing happened: another status, or the request never left (connection refused). */
-  | { kind: 'failed'; reason: string }
+  /** Nothing happened: another status (`status`), or the request never left (connection refused). */
+  | { kind: 'failed'; reason: string; status?: number }
   /** The request may have reached the service and we don't know what it did. */
   | { kind: 'in_doubt'; reason: 'timeout' | 'reset' };
 
@@ -23,9 +23,19 @@ export interface ChargeRequest {
 export interface SendOptions {
   /** Asked when the place's turn comes: false (e.g. the process lost the lease its work was recorded under) sends nothing. */
   mayCall?: () => boolean;
-  /** The service's answer to a call that had already been answered as timed out (for the staff's in-doubt record); a drain waits for it. */
-  onLateAnswer?: (outcome: ChargeOutcome) => Promise<void>;
+  /** What became of a call that had already been answered as timed out (for the staff's in-doubt record); a drain waits for it. */
+  onLateAnswer?: (late: LateAnswer) => Promise<void>;
 }
+
+/** What became of a call after it was answered as timed out. */
+export type LateAnswer =
+  /** The service answered after all (any HTTP status): `outcome` says what, `afterMs` after the timeout. */
+  | { answered: true; outcome: Exclude<ChargeOutcome, { kind: 'in_doubt' }>; afterMs: number }
+  /**
+   * It did not: the extra wait (`afterMs`) ran out and the request was given up (`gaveUp`), the
+   * connection broke without an answer, or the request never left (`outcome` failed).
+   */
+  | { answered: false; outcome: ChargeOutcome; afterMs: number; gaveUp: boolean };
 
 /** A place in the queue, taken before the journal is written so a full queue refuses with nothing written. */
 export interface QueueSlot {
@@ -141,12 +151,18 @@ export class ChargeService {
         // never, until twice as long again, when the request is given up.
         answer({ kind: 'in_doubt', reason: 'timeout' });
         // (A drain waits for this too: letting go of the lock earlier would let another process call.)
+        const timedOutAt = performance.now();
         const giveUp = setTimeout(() => abort.abort(), 2 * this.timeoutMs);
         const late = await call;
         clearTimeout(giveUp);
         this.metrics.callSeconds(kind, (performance.now() - started) / 1000);
+        const gaveUp = abort.signal.aborted;
+        const afterMs = gaveUp ? 2 * this.timeoutMs : Math.round(performance.now() - timedOutAt);
+        const answered = late.kind === 'succeeded' || late.kind === 'declined' || (late.kind === 'failed' && late.status !== undefined);
         // Noted outside the queue's turn: the lock is not held while the database is written.
-        const note = r.options.onLateAnswer?.(late).catch(() => undefined);
+        const note = r.options
+          .onLateAnswer?.(answered ? { answered, outcome: late as Exclude<ChargeOutcome, { kind: 'in_doubt' }>, afterMs } : { answered, outcome: late, afterMs, gaveUp })
+          .catch(() => undefined);
         if (note) {
           this.notes.add(note);
           void note.finally(() => this.notes.delete(note));
@@ -189,7 +205,7 @@ export class ChargeService {
       const res = await this.http!.post('/charge', { cardToken: request.cardToken, amountCents: request.amountCents }, { signal });
       if (res.status === 201) return { kind: 'succeeded' };
       if (res.status >= 400 && res.status < 500) return { kind: 'declined', status: res.status };
-      return { kind: 'failed', reason: `charge service answered ${res.status}` };
+      return { kind: 'failed', reason: `charge service answered ${res.status}`, status: res.status };
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
       if (NOT_SENT.has(code)) return { kind: 'failed', reason: `charge service unreachable (${code})` };
