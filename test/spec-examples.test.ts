@@ -173,6 +173,15 @@ const PROVOKE: Record<string, () => Promise<Reply>> = {
       () => full.call('POST', `/orders/${next}/charge`, { body: { cardToken: 'tok_next' } }),
     );
   },
+  'ChargeConflict/idempotency_key_in_use': () => keyInUse(),
+  'OrderExists/idempotency_key_in_use': () => keyInUse(),
+  'CancelConflict/idempotency_key_in_use': () => keyInUse(),
+  'FulfillConflict/idempotency_key_in_use': () => keyInUse(),
+  'IdempotencyKeyReused/idempotency_key_reused': async () => {
+    const headers = { 'idempotency-key': `reused-${Date.now()}` };
+    expect((await app.call('POST', '/orders', { body: newOrder(), headers })).status).toBe(201);
+    return app.call('POST', '/orders', { body: newOrder({ customerEmail: 'other@example.com' }), headers });
+  },
   'UpstreamTimeout/upstream_timeout': async () => {
     const id = await create();
     charge.next({ hang: true });
@@ -183,7 +192,24 @@ const PROVOKE: Record<string, () => Promise<Reply>> = {
 };
 
 /** Examples this test cannot provoke, and why; their words are still the service's (see the source named). */
+/** The same Idempotency-Key again while its first request still runs (the same answer on every endpoint). */
+async function keyInUse() {
+  const id = await create();
+  const before = charge.calls.length;
+  const headers = { 'idempotency-key': `in-use-${id}` };
+  charge.next({ status: 201, delayMs: 400 });
+  return whileUnderWay(
+    app.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_key' }, headers }),
+    () => charge.received(before + 1),
+    () => app.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_key' }, headers }),
+  );
+}
+
 const NOT_PROVOKED: Record<string, string> = {
+  'ChargeQueueFull/overloaded': 'needs more requests in progress than ORDER_UP_MAX_IN_FLIGHT (test/robustness.test.ts); intake() in src/http/intake.ts',
+  'Overloaded/overloaded': 'as above',
+  'Unavailable/overloaded': 'as above',
+  'Unavailable/not_ready': 'needs the database to go away or freeze (test/robustness.test.ts); problemFor() in src/http/problem.ts',
   'InternalError/internal_error': 'a server bug; compared with what problemFor() answers for any unexpected error below',
   'ChargeQueueFull/not_ready': 'needs the process to lose its database lease (test/lease.test.ts); reconnecting() in src/domain/errors.ts',
   'NotReady/not_ready': 'needs the database to go away (test/http-edges.test.ts provokes it); getReady in src/http/handlers.ts',

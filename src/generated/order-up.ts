@@ -1068,6 +1068,8 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["InvalidRequest"];
+            503: components["responses"]["Overloaded"];
         };
     };
     getHealth: {
