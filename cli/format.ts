@@ -1,3 +1,4 @@
+import type { OrderEventView } from '../src/domain/timeline.js';
 import type { OrderView } from '../src/domain/orders.js';
 import type { PaymentView } from '../src/domain/in-doubt.js';
 
@@ -69,6 +70,27 @@ export function orderDetail(o: OrderView): string {
     ['left', 'right', 'right', 'right'],
   );
   return `${head}\n\n${items.split('\n').map((l) => `  ${l}`).join('\n')}`;
+}
+
+/** The order's timeline under it: when, who, what, and the amount where money was involved. */
+export function timelineTable(events: OrderEventView[]): string {
+  const who = (e: OrderEventView) => (e.actor.name ? `${e.actor.kind}:${e.actor.name}` : e.actor.kind);
+  const amount = (e: OrderEventView) => {
+    const cents = e.data.amountCents ?? e.data.refundedCents ?? e.data.totalCents;
+    return typeof cents === 'number' ? money(cents) : '';
+  };
+  const what = (e: OrderEventView) => {
+    const d = e.data;
+    const detail = [d.description, d.outcome, d.reason, d.note].filter((v) => typeof v === 'string' && v !== '').join('; ');
+    return detail ? `${e.type} (${detail})` : e.type;
+  };
+  const rows = table(
+    ['WHEN', 'WHO', 'WHAT', 'AMOUNT'],
+    events.map((e) => [when(e.at), who(e), what(e), amount(e)]),
+    ['left', 'left', 'left', 'right'],
+  );
+  return `Timeline
+${rows.split('\n').map((l) => `  ${l}`).join('\n')}`;
 }
 
 export function paymentTable(payments: PaymentView[]): string {

@@ -182,6 +182,13 @@ const PROVOKE: Record<string, () => Promise<Reply>> = {
     expect((await app.call('POST', '/orders', { body: newOrder(), headers })).status).toBe(201);
     return app.call('POST', '/orders', { body: newOrder({ customerEmail: 'other@example.com' }), headers });
   },
+  'PaymentNotFound/payment_not_found': () => app.call('POST', '/payments/6f1c1b9e-2f57-4b0e-9d1c-0c2f2d7b8a11/resolve', { staff: true, body: { outcome: 'failed' } }),
+  'ResolveConflict/payment_not_in_doubt': async () => {
+    const id = await charged();
+    const events = await app.call('GET', `/orders/${id}/events`, { staff: true });
+    const paymentId = events.body.events.find((e: { type: string }) => e.type === 'charge.succeeded').data.paymentId as string;
+    return app.call('POST', `/payments/${paymentId}/resolve`, { staff: true, body: { outcome: 'failed' } });
+  },
   'UpstreamTimeout/upstream_timeout': async () => {
     const id = await create();
     charge.next({ hang: true });

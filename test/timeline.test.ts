@@ -4,31 +4,22 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { loadConfig, ConfigError } from '../src/config.js';
 import { call, newOrder, startTestApp, STAFF_TOKEN, type TestApp } from './support/app.js';
 import { startChildServer } from './support/child-server.js';
 import { FakeChargeService } from './support/fake-charge.js';
 import { FakeFulfillmentService } from './support/fake-fulfillment.js';
+import { LogCapture } from './support/log-capture.js';
 
 const ALICE = 'alice-secret-token-1';
 const BOB = 'bob-secret-token-2';
 const bobDigest = createHash('sha256').update(BOB).digest('hex');
 
-/** Collects the app's log lines. */
-class LineCapture extends Writable {
-  text = '';
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    this.text += chunk.toString('utf8');
-    done();
-  }
-}
-
 let charge: FakeChargeService;
 let fulfillment: FakeFulfillmentService;
 let app: TestApp;
-const logs = new LineCapture();
+const logs = new LogCapture();
 
 beforeAll(async () => {
   [charge, fulfillment] = await Promise.all([FakeChargeService.start(), FakeFulfillmentService.start()]);
@@ -113,7 +104,7 @@ describe('the timeline', () => {
     ]);
     expect(events.map((e) => e.seq)).toEqual([...events.map((e) => e.seq)].sort((a, b) => a - b));
     // The access log names the staff member, never the token.
-    expect(logs.text).toMatch(/"reqId":"req-fulfill-1".*"staff":"alice"/);
+    expect(logs.accessLines('req-fulfill-1')).toEqual([expect.objectContaining({ staff: 'alice', status: 200 })]);
   });
 
   test('when a refund fails and a retry succeeds, then both attempts are on the timeline, then the cancel with its reason', async () => {
@@ -206,6 +197,13 @@ describe('the timeline', () => {
       data: { paymentId, kind: 'charge', outcome: 'succeeded', orderStatus: 'charged' },
     });
     expect(charge.calls.length).toBe(before + 1);
+
+    // `orders show` prints the timeline under the order; --json has the same events.
+    const shown = await runCli(['orders', 'show', id]);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/Timeline[\s\S]*customer\s+order\.created[\s\S]*system\s+charge\.in_doubt[\s\S]*cli:bob\s+payment\.resolved \(succeeded\)/);
+    const json = await runCli(['orders', 'show', id, '--json']);
+    expect(JSON.parse(json.stdout).events.map((e: { type: string }) => e.type)).toEqual(events.map((e) => e.type));
   });
 });
 
@@ -239,10 +237,66 @@ describe('where the money stands: order.payment', () => {
   });
 });
 
+describe('payments over HTTP, for the internal site', () => {
+  test('when a charge is in doubt and staff alice resolve it over HTTP as failed, then the order is chargeable again and the timeline shows alice', async () => {
+    const id = (await app.call('POST', '/orders', { body: newOrder() })).body.order.id as string;
+    charge.next({ reset: true });
+    expect((await app.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_timeline_8' } })).body.code).toBe('payment_in_doubt');
+    const listed = await app.call('GET', '/payments?status=in_doubt&limit=500', { headers: as(ALICE) });
+    expect(listed.status).toBe(200);
+    const payment = listed.body.payments.find((p: { orderId: string }) => p.orderId === id);
+    expect(payment).toEqual({ id: expect.any(String), orderId: id, kind: 'charge', amountCents: 3300, status: 'in_doubt', startedAt: expect.any(String), outcome: 'connection broke after the request was sent' });
+    expect(JSON.stringify(listed.body)).not.toContain('tok_');
+
+    const before = charge.calls.length;
+    const resolved = await app.call('POST', `/payments/${payment.id}/resolve`, { headers: as(ALICE), body: { outcome: 'failed', note: 'not in the dashboard' } });
+    expect(resolved.status).toBe(200);
+    expect(resolved.body.payment).toMatchObject({ id: payment.id, status: 'failed' });
+    expect(resolved.body.order).toMatchObject({ id, status: 'pending', payment: { status: 'none', chargedCents: 0, refundedCents: 0 } });
+    expect(charge.calls.length).toBe(before);
+    const events = await timeline(id);
+    expect(events[events.length - 1]).toMatchObject({
+      type: 'payment.resolved',
+      actor: { kind: 'staff', name: 'alice' },
+      data: { paymentId: payment.id, outcome: 'failed', orderStatus: 'pending', note: 'not in the dashboard' },
+    });
+    // Chargeable again.
+    expect((await app.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_timeline_8' } })).status).toBe(200);
+
+    // Resolving what is not in doubt changes nothing.
+    const again = await app.call('POST', `/payments/${payment.id}/resolve`, { headers: as(ALICE), body: { outcome: 'succeeded' } });
+    expect(again.status).toBe(409);
+    expect(again.body.code).toBe('payment_not_in_doubt');
+    expect((await app.call('GET', `/orders/${id}`)).body.order.status).toBe('charged');
+    expect((await timeline(id)).filter((e) => e.type === 'payment.resolved')).toHaveLength(1);
+  });
+
+  test('when payments are listed a page at a time, then each appears once; an unknown or malformed payment ID is 404; no token, 401', async () => {
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const r = await app.call('GET', `/payments?limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { staff: true });
+      expect(r.status).toBe(200);
+      seen.push(...r.body.payments.map((p: { id: string }) => p.id));
+      cursor = r.body.nextCursor;
+    } while (cursor);
+    const [{ n }] = await app.db.execute<{ n: string }[]>('select count(*) as n from payments');
+    expect(seen).toHaveLength(Number(n));
+    expect(new Set(seen).size).toBe(seen.length);
+    for (const id of ['00000000-0000-4000-8000-000000000000', 'not-a-uuid']) {
+      const r = await app.call('POST', `/payments/${id}/resolve`, { staff: true, body: { outcome: 'failed' } });
+      expect([r.status, r.body.code]).toEqual([404, 'payment_not_found']);
+    }
+    expect((await app.call('GET', '/payments?cursor=nope', { staff: true })).body.errors).toEqual([expect.objectContaining({ path: '/query/cursor' })]);
+    expect((await app.call('GET', '/payments')).status).toBe(401);
+    expect((await app.call('POST', `/payments/${seen[0]}/resolve`, { body: { outcome: 'failed' } })).status).toBe(401);
+  });
+});
+
 test('no event and no log line holds a card token or a staff token', async () => {
   const rows = await app.db.execute<{ text: string }[]>('select row_to_json(e)::text as text from order_events e');
   expect(rows.length).toBeGreaterThan(10);
-  const everything = rows.map((r) => r.text).join('\n') + logs.text;
+  const everything = rows.map((r) => r.text).join('\n') + logs.lines.join('\n');
   expect(everything).not.toMatch(/tok_timeline/);
   for (const secret of [ALICE, BOB, bobDigest, STAFF_TOKEN]) expect(everything).not.toContain(secret);
 });

@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import type { OrderView } from '../../src/domain/orders.js';
 import { ORDER_STATUSES, type OrderStatus } from '../../src/domain/order-state.js';
-import { orderDetail, orderTable } from '../format.js';
+import { orderDetail, orderTable, timelineTable } from '../format.js';
 import { EXIT_OK, example, fail, out, parseIntIn, printJson, withRuntime, type Cli } from '../shared.js';
 
 // The domain's page size limit (as on GET /orders); longer lists are fetched page by page.
@@ -59,16 +59,29 @@ export function registerOrderCommands(program: Command, cli: Cli): void {
 
   orders
     .command('show')
-    .description('Show one order with its line items.')
+    .description('Show one order with its line items and its timeline (who did what, when).')
     .argument('<id>', 'the order ID (one that starts with "-" goes after "--", every option before it)')
-    .option('--json', 'print {"order": ...} as JSON')
+    .option('--json', 'print {"order": ..., "events": [...]} as JSON')
     .addHelpText('after', example('order-up orders show 8Jq2x0fN3kQ', 'order-up orders show 8Jq2x0fN3kQ --json'))
     .action(async (id: string, opts: { json?: boolean }) => {
       try {
         const { getOrder } = await import('../../src/domain/orders.js');
-        const order = await withRuntime(cli, (rt) => getOrder(rt.context(), id));
-        if (opts.json) printJson({ order });
-        else out(orderDetail(order));
+        const { orderEvents } = await import('../../src/domain/timeline.js');
+        const { order, events } = await withRuntime(cli, async (rt) => {
+          const ctx = rt.context();
+          const shown = await getOrder(ctx, id);
+          // The whole timeline, a page at a time.
+          const all = [];
+          let cursor: string | undefined;
+          do {
+            const page = await orderEvents(ctx, id, { limit: 500, cursor });
+            all.push(...page.events);
+            cursor = page.nextCursor ?? undefined;
+          } while (cursor);
+          return { order: shown, events: all };
+        });
+        if (opts.json) printJson({ order, events });
+        else out(`${orderDetail(order)}\n\n${timelineTable(events)}`);
         cli.setExit(EXIT_OK);
       } catch (e) {
         fail(cli, e, opts.json);

@@ -120,6 +120,25 @@ export class PaymentsRepository {
     return rows[0].n;
   }
 
+  /**
+   * A page of payments (of one state, or all), oldest first, keyset-paged on when they started:
+   * `after` is the last page's [created_at as PostgreSQL wrote it, id], so no microsecond is lost.
+   */
+  async page(args: { state?: PaymentState; after?: [string, string]; limit: number }): Promise<{ payments: PaymentRecord[]; last: [string, string] | null }> {
+    const where: string[] = [];
+    const values: unknown[] = [];
+    if (args.state) where.push(`p.state = $${values.push(args.state)}`);
+    if (args.after) where.push(`(p.created_at, p.id) > ($${values.push(args.after[0])}::timestamptz, $${values.push(args.after[1])}::uuid)`);
+    const rows = await this.db.query<PaymentRow & { created_key: string }>(
+      `select ${PAYMENT_COLUMNS}, p.created_at::text as created_key from payments p
+       ${where.length > 0 ? `where ${where.join(' and ')}` : ''} order by p.created_at, p.id limit $${values.push(args.limit + 1)}`,
+      values,
+    );
+    const page = rows.slice(0, args.limit);
+    const lastRow = page[page.length - 1];
+    return { payments: page.map(toPayment), last: rows.length > args.limit && lastRow ? [lastRow.created_key, lastRow.id] : null };
+  }
+
   /** Every payment whose outcome is unknown, oldest first. */
   async inDoubt(): Promise<PaymentRecord[]> {
     const rows = await this.db.query<PaymentRow>(`select ${PAYMENT_COLUMNS} from payments p where p.state = 'in_doubt' order by p.created_at, p.id`);

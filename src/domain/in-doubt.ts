@@ -1,6 +1,6 @@
 import type { PaymentKind, PaymentRecord, PaymentState } from '../db/records.js';
 import type { DomainContext } from './context.js';
-import { AppError } from './errors.js';
+import { AppError, invalid } from './errors.js';
 import { enter, type OrderStatus } from './order-state.js';
 import { whoOf } from './events.js';
 import { getOrder, type OrderView } from './orders.js';
@@ -118,4 +118,66 @@ export async function resolvePayment(
 function notFound(paymentId: string): AppError {
   const shown = paymentId.length > 80 ? `${paymentId.slice(0, 80)}...` : paymentId;
   return new AppError('payment_not_found', `There is no payment with the ID "${shown}".`);
+}
+
+/** A payment as the internal site sees it (the spec's Payment). Built field by field: no card token. */
+export interface PaymentItem {
+  id: string;
+  orderId: string;
+  kind: PaymentKind;
+  amountCents: number;
+  status: PaymentState;
+  startedAt: string;
+  outcome: string | null;
+}
+
+const item = (p: PaymentRecord): PaymentItem => ({
+  id: p.id,
+  orderId: p.orderId,
+  kind: p.kind,
+  amountCents: p.amountCents,
+  status: p.state,
+  startedAt: p.createdAt.toISOString(),
+  outcome: p.outcome,
+});
+
+const PAYMENT_CURSOR = 'p1.';
+/** A timestamptz as PostgreSQL writes it as text: `2026-11-29 11:50:00.123456+00`. */
+const PG_TIMESTAMP = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?[+-]\d\d(:\d\d)?$/;
+
+/** Payments (of one status, or all), oldest first, a page at a time: what GET /payments shows. */
+export async function listPayments(
+  ctx: DomainContext,
+  input: { status?: PaymentState; limit?: number; cursor?: string },
+): Promise<{ payments: PaymentItem[]; nextCursor: string | null }> {
+  let after: [string, string] | undefined;
+  if (input.cursor) {
+    try {
+      const decoded = JSON.parse(Buffer.from(input.cursor.slice(PAYMENT_CURSOR.length), 'base64url').toString('utf8')) as unknown;
+      if (!input.cursor.startsWith(PAYMENT_CURSOR) || !Array.isArray(decoded) || decoded.length !== 2) throw new Error('not ours');
+      const [at, id] = decoded as unknown[];
+      if (typeof at !== 'string' || !PG_TIMESTAMP.test(at) || typeof id !== 'string' || !UUID.test(id)) throw new Error('not ours');
+      after = [at, id];
+    } catch {
+      throw invalid([{ path: '/query/cursor', message: 'is not a cursor this service issued; use nextCursor from a previous page' }]);
+    }
+  }
+  const page = await ctx.db.payments.page({ state: input.status, after, limit: input.limit ?? 100 });
+  return {
+    payments: page.payments.map(item),
+    nextCursor: page.last ? PAYMENT_CURSOR + Buffer.from(JSON.stringify(page.last), 'utf8').toString('base64url') : null,
+  };
+}
+
+/** POST /payments/{id}/resolve: resolvePayment, answered with the payment as GET /payments shows it. */
+export async function resolvePaymentItem(
+  ctx: DomainContext,
+  paymentId: string,
+  outcome: 'succeeded' | 'failed',
+  note?: string,
+): Promise<{ payment: PaymentItem; order: OrderView }> {
+  const { order } = await resolvePayment(ctx, paymentId, outcome === 'succeeded', note);
+  const payment = await ctx.db.payments.find(paymentId);
+  if (!payment) throw notFound(paymentId);
+  return { payment: item(payment), order };
 }

@@ -377,6 +377,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List payments (those in doubt)
+         * @description For the internal site's "payments to check" page: `?status=in_doubt` lists every charge and
+         *     refund whose outcome is unknown, oldest first, paged like the order list. Staff check each
+         *     with the charge service's own records, then resolve it (`POST /payments/{paymentId}/resolve`).
+         *     Without `status`, every payment. Never shows a card token.
+         *
+         *     * `200`: show `payments`; "load more" while `nextCursor` is not `null`.
+         *     * `400 invalid_request`: a bad `status`, `limit` or `cursor`.
+         *     * `401 unauthorized`: send the staff member to sign in.
+         */
+        get: operations["listPayments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments/{paymentId}/resolve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The payment's ID (a UUID, from `GET /payments` or the order's timeline).
+                 * @example 6f1c1b9e-2f57-4b0e-9d1c-0c2f2d7b8a11
+                 */
+                paymentId: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve a payment in doubt
+         * @description Records what staff confirmed with the charge service for a payment in doubt, and moves its
+         *     order on: a charge that `succeeded` makes the order `charged`; a charge that `failed`
+         *     leaves it `pending` (the customer may pay again); a refund that `succeeded` makes it
+         *     `cancelled` (with the cancel's reason); a refund that `failed` leaves it `charged`. The
+         *     resolution, with the staff member's name and `note`, goes on the order's timeline. The
+         *     same rules as `order-up payments resolve`.
+         *
+         *     * `200`: the payment as it is now, and its order.
+         *     * `404 payment_not_found`: no payment has this ID (or it is not a payment ID at all).
+         *     * `409 payment_not_in_doubt`: the payment's outcome is known; nothing changed.
+         *     * `409 operation_in_progress`: its order is being changed right now; try again.
+         *     * `401 unauthorized`: send the staff member to sign in.
+         */
+        post: operations["resolvePayment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -635,6 +699,43 @@ export interface components {
              */
             openapi: "/openapi.yaml";
         };
+        PaymentPage: {
+            /** @description Oldest first. */
+            payments: components["schemas"]["Payment"][];
+            /** @description Pass as `cursor` to get the next page; `null` on the last page. */
+            nextCursor: string | null;
+        };
+        /** @description One call to the charge service (a charge, or a refund). Never holds the card token. */
+        Payment: {
+            /** Format: uuid */
+            id: string;
+            orderId: components["schemas"]["OrderId"];
+            /** @enum {string} */
+            kind: "charge" | "refund";
+            /** @description Exactly what the charge service was sent; a refund is negative. */
+            amountCents: number;
+            /**
+             * @description `started`: being sent right now; `in_doubt`: its outcome is unknown until staff resolve it.
+             * @enum {string}
+             */
+            status: "started" | "succeeded" | "failed" | "in_doubt";
+            startedAt: components["schemas"]["Timestamp"];
+            /** @description What is known, in words (an upstream status, a timeout, a staff resolution). */
+            outcome: string | null;
+        };
+        ResolveRequest: {
+            /**
+             * @description What the charge service's own records say happened.
+             * @enum {string}
+             */
+            outcome: "succeeded" | "failed";
+            /** @description For the timeline (what staff checked). */
+            note?: string;
+        };
+        ResolveResult: {
+            payment: components["schemas"]["Payment"];
+            order: components["schemas"]["Order"];
+        };
         Health: {
             /** @constant */
             status: "ok";
@@ -650,6 +751,7 @@ export interface components {
          *     | 401 | `unauthorized` | Unauthorized | staff endpoint without a valid token |
          *     | 402 | `payment_declined` | Payment declined | the charge service refused the charge |
          *     | 404 | `order_not_found` | Order not found | no such order |
+         *     | 404 | `payment_not_found` | Payment not found | no payment with this ID |
          *     | 404 | `not_found` | Not found | no such endpoint (a typo in the path) |
          *     | 405 | `method_not_allowed` | Method not allowed | the path exists but not with this method |
          *     | 408 | `request_timeout` | Request timeout | the request (its headers or body) did not arrive in time; the connection is closed; nothing was done |
@@ -660,6 +762,7 @@ export interface components {
          *     | 409 | `order_cancelled` | Order is cancelled | fulfill on a cancelled order |
          *     | 409 | `operation_in_progress` | Operation in progress | another charge, cancel or fulfill of the same order is under way |
          *     | 409 | `payment_in_doubt` | Payment in doubt | an earlier charge or refund of this order has an unknown outcome; staff must resolve it first |
+         *     | 409 | `payment_not_in_doubt` | Payment not in doubt | resolving a payment whose outcome is known |
          *     | 409 | `idempotency_key_in_use` | Idempotency key in use | the first request with this `Idempotency-Key` is still running; with `Retry-After: 1` |
          *     | 413 | `payload_too_large` | Payload too large | the request body is larger than 1 MB |
          *     | 415 | `unsupported_media_type` | Unsupported media type | a request body that is not `application/json` |
@@ -675,7 +778,7 @@ export interface components {
          *     | 504 | `upstream_timeout` | Upstream timeout | an upstream call timed out; a charge or refund that timed out is in doubt |
          * @enum {string}
          */
-        ProblemCode: "invalid_request" | "invalid_total" | "unauthorized" | "payment_declined" | "order_not_found" | "not_found" | "method_not_allowed" | "order_exists" | "order_not_pending" | "order_fulfilled" | "order_not_charged" | "order_cancelled" | "operation_in_progress" | "payment_in_doubt" | "idempotency_key_in_use" | "payload_too_large" | "unsupported_media_type" | "idempotency_key_reused" | "internal_error" | "charge_failed" | "fulfillment_failed" | "charge_queue_full" | "not_ready" | "overloaded" | "request_timeout" | "headers_too_large" | "upstream_timeout";
+        ProblemCode: "invalid_request" | "invalid_total" | "unauthorized" | "payment_declined" | "order_not_found" | "payment_not_found" | "not_found" | "method_not_allowed" | "order_exists" | "order_not_pending" | "order_fulfilled" | "order_not_charged" | "order_cancelled" | "operation_in_progress" | "payment_in_doubt" | "payment_not_in_doubt" | "idempotency_key_in_use" | "payload_too_large" | "unsupported_media_type" | "idempotency_key_reused" | "internal_error" | "charge_failed" | "fulfillment_failed" | "charge_queue_full" | "not_ready" | "overloaded" | "request_timeout" | "headers_too_large" | "upstream_timeout";
         /** @description One validation failure. */
         ValidationError: {
             /**
@@ -838,6 +941,26 @@ export interface components {
         };
         /** @description `idempotency_key_reused`: the `Idempotency-Key` was used before for a different request (another method, path or body). Nothing was done. */
         IdempotencyKeyReused: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `payment_not_found`: no payment has this ID. Nothing was done. */
+        PaymentNotFound: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description `payment_not_in_doubt` (its outcome is known) or `operation_in_progress` (its order is being changed). Nothing changed. */
+        ResolveConflict: {
             headers: {
                 "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
@@ -1496,6 +1619,87 @@ export interface operations {
             502: components["responses"]["FulfillmentFailed"];
             503: components["responses"]["Unavailable"];
             504: components["responses"]["UpstreamTimeout"];
+        };
+    };
+    listPayments: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Only payments in this state; `in_doubt` for those staff must resolve.
+                 * @example in_doubt
+                 */
+                status?: "started" | "succeeded" | "failed" | "in_doubt";
+                /**
+                 * @description The most orders to return in this page.
+                 * @example 50
+                 */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description The `nextCursor` of the previous page, unchanged; omit for the first page. Opaque: do not
+                 *     parse or build it. A malformed cursor answers `400 invalid_request`.
+                 * @example o1.MTIzNA
+                 */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of payments, oldest first. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentPage"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    resolvePayment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The payment's ID (a UUID, from `GET /payments` or the order's timeline).
+                 * @example 6f1c1b9e-2f57-4b0e-9d1c-0c2f2d7b8a11
+                 */
+                paymentId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResolveRequest"];
+            };
+        };
+        responses: {
+            /** @description The payment is resolved and its order moved on. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResolveResult"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["PaymentNotFound"];
+            409: components["responses"]["ResolveConflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
 }

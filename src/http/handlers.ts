@@ -7,6 +7,7 @@ import { chargeOrder } from '../domain/charge.js';
 import { cancelOrder } from '../domain/cancel.js';
 import { fulfillOrder } from '../domain/fulfill.js';
 import { orderEvents } from '../domain/timeline.js';
+import { listPayments, resolvePaymentItem } from '../domain/in-doubt.js';
 import type { components } from '../generated/order-up.js';
 import { DOCS_HTML, SPEC_PATH } from './assets.js';
 
@@ -81,6 +82,17 @@ export const handlers: Record<string, Handler> = {
     const q = r.query as { limit?: number | string; cursor?: string };
     const page = await orderEvents(ctx, r.params.id, { limit: q.limit === undefined ? undefined : Number(q.limit), cursor: q.cursor });
     return { status: 200, body: page satisfies Schemas['EventPage'] };
+  },
+
+  listPayments: async (r, { ctx }) => {
+    const q = r.query as { status?: Schemas['Payment']['status']; limit?: number | string; cursor?: string };
+    const page = await listPayments(ctx, { status: q.status, limit: q.limit === undefined ? undefined : Number(q.limit), cursor: q.cursor });
+    return { status: 200, body: page satisfies Schemas['PaymentPage'] };
+  },
+
+  resolvePayment: async (r, { ctx }) => {
+    const body = r.body as Schemas['ResolveRequest'];
+    return { status: 200, body: (await resolvePaymentItem(ctx, r.params.paymentId, body.outcome, body.note)) satisfies Schemas['ResolveResult'] };
   },
 
   listOrders: async (r, { ctx }) => {
