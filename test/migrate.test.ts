@@ -61,6 +61,46 @@ describe('pending migrations', () => {
   });
 });
 
+describe('the order timeline of orders that existed before it', () => {
+  test('when the timeline migration runs on a database with orders and payments, then each order gets its history as events, oldest first', async () => {
+    const url = await freshDb();
+    const orm = await openOrm(url);
+    try {
+      await orm.getMigrator().up({ to: 'Migration20261129000000_idempotency_keys' });
+      await withClient(url, async (c) => {
+        await c.query(`insert into orders (id, customer_email, status, total_cents, created_at, updated_at, charged_at, cancelled_at, cancel_reason)
+          values ('old-1', 'a@b', 'cancelled', 500, '2026-11-01 10:00Z', '2026-11-01 12:00Z', '2026-11-01 11:00Z', '2026-11-01 12:00Z', 'too late'),
+                 ('old-2', 'c@d', 'pending', 100, '2026-11-01 13:00Z', '2026-11-01 13:00Z', null, null, null)`);
+        await c.query(`insert into line_items (order_id, position, description, price_cents, quantity) values ('old-1', 0, 'Tea', 500, 1), ('old-2', 0, 'Mug', 100, 1)`);
+        await c.query(`insert into payments (id, order_id, kind, amount_cents, card_token, state, owner, created_at, updated_at, outcome)
+          values (gen_random_uuid(), 'old-1', 'charge', 500, 'tok_old', 'succeeded', 1, '2026-11-01 11:00Z', '2026-11-01 11:00Z', 'charge service answered 201'),
+                 (gen_random_uuid(), 'old-1', 'refund', -500, 'tok_old', 'succeeded', 1, '2026-11-01 11:59Z', '2026-11-01 12:00Z', 'charge service answered 201')`);
+      });
+      await orm.getMigrator().up();
+      await withClient(url, async (c) => {
+        const { rows } = await c.query<{ order_id: string; type: string; actor_kind: string; data: Record<string, unknown> }>(
+          'select order_id, type, actor_kind, data from order_events order by order_id, seq',
+        );
+        expect(rows.map((r) => `${r.order_id} ${r.type}`)).toEqual([
+          'old-1 order.created',
+          'old-1 charge.started',
+          'old-1 charge.succeeded',
+          'old-1 refund.started',
+          'old-1 refund.succeeded',
+          'old-1 order.cancelled',
+          'old-2 order.created',
+        ]);
+        expect(rows.every((r) => r.actor_kind === 'system' && r.data.backfilled === true)).toBe(true);
+        expect(rows[0].data).toMatchObject({ totalCents: 500, lineItems: 1 });
+        expect(rows[5].data).toMatchObject({ reason: 'too late' });
+        expect(JSON.stringify(rows)).not.toContain('tok_old');
+      });
+    } finally {
+      await orm.close(true);
+    }
+  });
+});
+
 describe('when migrations are applied in-process', () => {
   const orms: Orm[] = [];
   afterAll(async () => {

@@ -10,11 +10,20 @@ const item = (l: string) => `json_build_object('description', ${l}.description, 
 
 const itemsOf = (o: string) => `coalesce((select json_agg(${item('l')} order by l.position) from line_items l where l.order_id = ${o}.id), '[]'::json)`;
 
-const orderJson = (o: string, items: string) => `json_build_object(
+/** The order's payment summary from the payments journal, as order-up's Order has it (see src/db/orders-repo.ts). */
+const paymentOf = (o: string) => `(select case when count(*) = 0 then null else json_build_object(
+    'status', case when bool_or(pay.state = 'in_doubt') then 'in_doubt' when bool_or(pay.state = 'started') then 'in_progress'
+      when bool_or(pay.kind = 'refund' and pay.state = 'succeeded') then 'refunded'
+      when bool_or(pay.kind = 'charge' and pay.state = 'succeeded') then 'charged' else 'none' end,
+    'chargedCents', coalesce(sum(pay.amount_cents) filter (where pay.kind = 'charge' and pay.state = 'succeeded'), 0),
+    'refundedCents', coalesce(-sum(pay.amount_cents) filter (where pay.kind = 'refund' and pay.state = 'succeeded'), 0)) end
+    from payments pay where pay.order_id = ${o}.id)`;
+
+const orderJson = (o: string, items: string, payment = paymentOf(o)) => `json_build_object(
   'id', ${o}.id, 'customerEmail', ${o}.customer_email, 'lineItems', ${items}, 'status', ${o}.status,
   'totalCents', ${o}.total_cents, 'createdAt', ${iso(`${o}.created_at`)}, 'updatedAt', ${iso(`${o}.updated_at`)},
   'chargedAt', ${iso(`${o}.charged_at`)}, 'fulfilledAt', ${iso(`${o}.fulfilled_at`)},
-  'cancelledAt', ${iso(`${o}.cancelled_at`)}, 'cancelReason', ${o}.cancel_reason)`;
+  'cancelledAt', ${iso(`${o}.cancelled_at`)}, 'cancelReason', ${o}.cancel_reason, 'payment', ${payment})`;
 
 /** $1 id -> one row `{ body: {order} }`, or none. */
 export const GET_ORDER = {
@@ -38,7 +47,7 @@ export const CREATE_ORDER = {
       from o, unnest($4::text[], $5::bigint[], $6::int[]) with ordinality as t(description, price_cents, quantity, n)
       returning position, description, price_cents, quantity
     )
-    select json_build_object('order', ${orderJson('o', `(select json_agg(${item('l')} order by l.position) from l)`)}) as body from o`,
+    select json_build_object('order', ${orderJson('o', `(select json_agg(${item('l')} order by l.position) from l)`, 'null')}) as body from o`,
 };
 
 /**
