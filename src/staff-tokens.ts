@@ -27,7 +27,8 @@ export function parseStaffTokens(entries: string[]): { holders: StaffHolder[] } 
     }
     const name = entry.slice(0, colon);
     const rest = entry.slice(colon + 1);
-    if (!STAFF_NAME.test(name) || rest.length === 0) return { malformed: i + 1 };
+    // `sha256` is never a holder: `sha256:<hex>` without a name is a mistake, not a token.
+    if (!STAFF_NAME.test(name) || name === 'sha256' || rest.length === 0) return { malformed: i + 1 };
     if (rest.startsWith('sha256:')) {
       const hex = rest.slice('sha256:'.length);
       if (!SHA256_HEX.test(hex)) return { malformed: i + 1 };

@@ -62,6 +62,7 @@ describe('staff identity', () => {
       ['good,Bad Name:secret-1', 2],
       ['alice:sha256:abc', 1],
       ['a:b,c:', 2],
+      [`ok,sha256:${'a'.repeat(64)}`, 2],
     ] as const) {
       let error: unknown;
       try {

@@ -33,12 +33,20 @@ interface KeyRow {
   location: string | null;
 }
 
+/**
+ * How long a key stays `running` at most: should its process live on but fail to store or release
+ * it (the database away at that moment), the key frees itself after this, not after the whole TTL.
+ * Longer than any request runs (the charge queue's wait plus three upstream timeouts).
+ */
+const RUNNING_MS = 15 * 60_000;
+
 export class IdempotencyRepository {
   constructor(private readonly db: Queryable) {}
 
   /**
    * Takes the key for a new request - or, when it is held, says by what. A key past its expiry
-   * counts as free (whether or not it has been purged yet). One statement; under READ COMMITTED a
+   * counts as free (whether or not it has been purged yet), and so does a `running` key past
+   * RUNNING_MS. One statement; under READ COMMITTED a
    * key another transaction committed after this statement began is invisible to its read, so that
    * rare case is asked again.
    */
@@ -56,8 +64,8 @@ export class IdempotencyRepository {
          from taken
          union all
          select false, k.fingerprint, k.state, k.owner, k.status, k.body, k.location
-         from idempotency_keys k where k.caller = $1 and k.key = $2 and not exists (select 1 from taken)`,
-        [ref.caller, ref.key, fingerprint, owner, ttlMs],
+         from idempotency_keys k where k.caller = $1 and k.key = $2 and k.expires_at > now() and not exists (select 1 from taken)`,
+        [ref.caller, ref.key, fingerprint, owner, Math.min(ttlMs, RUNNING_MS)],
       );
       const row = rows[0];
       if (!row) {
@@ -70,12 +78,16 @@ export class IdempotencyRepository {
     }
   }
 
-  /** Stores the answer of the key's request; false when the key was no longer this owner's (recovered meanwhile). */
-  async record(ref: KeyRef, owner: number, answer: StoredAnswer): Promise<boolean> {
+  /**
+   * Stores the answer of the key's request, kept for `ttlMs` from when the key was taken; false when
+   * the key was no longer this owner's (recovered meanwhile).
+   */
+  async record(ref: KeyRef, owner: number, answer: StoredAnswer, ttlMs: number): Promise<boolean> {
     const rows = await this.db.query<{ key: string }>(
-      `update idempotency_keys set state = 'done', owner = null, status = $4, body = $5, location = $6
+      `update idempotency_keys set state = 'done', owner = null, status = $4, body = $5, location = $6,
+         expires_at = created_at + make_interval(secs => $7::double precision / 1000)
        where caller = $1 and key = $2 and state = 'running' and owner = $3 returning key`,
-      [ref.caller, ref.key, owner, answer.status, answer.body, answer.location],
+      [ref.caller, ref.key, owner, answer.status, answer.body, answer.location, ttlMs],
     );
     return rows.length === 1;
   }

@@ -78,7 +78,7 @@ async function takeAndRun(
   }
   try {
     const stored = { status: answer.status, body: JSON.stringify(answer.body), location: answer.location ?? null };
-    if (!(await ctx.db.idempotency.record(request, owner, stored))) {
+    if (!(await ctx.db.idempotency.record(request, owner, stored, ttlMs))) {
       ctx.log.warn({ key: request.key }, 'an idempotency key was recovered while its request ran; its answer is not stored');
     }
   } catch (err) {

@@ -69,8 +69,9 @@ export async function resolvePayment(
   if (!UUID.test(paymentId)) throw notFound(paymentId);
   const outcome = `resolved by staff: ${succeeded ? 'succeeded' : 'failed'}`;
   const resolved = await ctx.db.transaction(async (tx) => {
-    // Payment first, then order: the same order as the journal's own outcome transaction, so the
-    // two can never deadlock.
+    // Payment first, then order. The journal's own outcome statement locks the other way round, but
+    // it only touches a `started` payment of a claimed order, and this only an `in_doubt` payment of
+    // an order nobody holds (checked below), so the two never wait on each other.
     const payment = await tx.payments.lock(paymentId);
     if (!payment) throw notFound(paymentId);
     const { orderId } = payment;
