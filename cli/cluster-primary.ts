@@ -15,6 +15,8 @@ export interface ClusterOptions {
   port: number;
   host: string;
   simulateUpstreams: boolean;
+  /** How long each simulated charge takes (`--simulate-latency`); the simulator's default when unset. */
+  simulateLatencyMs?: number;
   migrate: boolean;
 }
 
@@ -46,7 +48,7 @@ export async function serveWithWorkers(cfg: Config, log: Logger, opts: ClusterOp
     env.PORT = String(await portToShare(opts.host, opts.port));
     env.HOST = opts.host;
     if (opts.simulateUpstreams) {
-      simulator = await startSimulator({ log: log.child({ component: 'simulator' }) });
+      simulator = await startSimulator({ chargeLatencyMs: opts.simulateLatencyMs, log: log.child({ component: 'simulator' }) });
       cfg.chargeServiceUrl = simulator.url;
       cfg.fulfillmentServiceUrl = simulator.url;
       env.CHARGE_SERVICE_URL = simulator.url;

@@ -61,6 +61,7 @@ export function registerServerCommands(program: Command, cli: Cli): void {
           port: opts.port ?? cfg.port,
           host: opts.host ?? cfg.host,
           simulateUpstreams: opts.simulateUpstreams === true,
+          simulateLatencyMs: opts.simulateLatency,
           migrate: opts.migrate,
         });
         cli.setExit(EXIT_OK);
