@@ -12,7 +12,7 @@ import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, example, safeMessage, typ
 export { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './shared.js';
 
 /**
- * The `order-up` program (CONTRACT.md §4). Every staff command calls the same domain functions as
+ * The `order-up` program (docs/staff-cli.md). Every staff command calls the same domain functions as
  * the HTTP handlers, on the same configuration (environment variables), never over HTTP.
  */
 export function buildProgram(config: () => Config, setExit: (code: number) => void): Command {

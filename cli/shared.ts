@@ -8,7 +8,7 @@ import { findSimulatedUpstreams } from './simulated-upstreams.js';
 // The heavy modules (ORM, database driver, HTTP server) are imported when a command runs, not
 // when the program is assembled: `--help` and usage errors answer at once.
 
-/** Exit statuses of CONTRACT.md §4. */
+/** Exit statuses of the staff CLI (docs/staff-cli.md): 0 all succeeded, 1 any failed, 2 a usage error. */
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;

@@ -1,4 +1,4 @@
-// CORS as CONTRACT.md says: no CORS headers while CORS_ORIGINS is unset; with it set, the listed
+// CORS as the spec and docs/frontend-guide.md say: no CORS headers while CORS_ORIGINS is unset; with it set, the listed
 // origins get Access-Control-Allow-Origin on every answer (errors included) and their preflights
 // are answered 204; any other origin gets no CORS header at all.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
