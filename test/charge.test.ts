@@ -1,7 +1,7 @@
-import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { newOrder, startTestApp, type TestApp } from './support/app.js';
 import { FakeChargeService } from './support/fake-charge.js';
+import { LogCapture } from './support/log-capture.js';
 import { storedOrder, storedPayments } from './support/state.js';
 
 let fake: FakeChargeService;
@@ -20,20 +20,6 @@ afterEach(() => {
   fake.default = { status: 201 };
 });
 
-/** Collects the app's log lines. */
-class LineCapture extends Writable {
-  private readonly chunks: string[] = [];
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    this.chunks.push(chunk.toString('utf8'));
-    done();
-  }
-  get text(): string {
-    return this.chunks.join('');
-  }
-  records(): Record<string, unknown>[] {
-    return this.text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-  }
-}
 
 async function until(check: () => Promise<boolean> | boolean): Promise<void> {
   while (!(await check())) await new Promise((r) => setTimeout(r, 10));
@@ -150,7 +136,7 @@ describe('when the charge service fails', () => {
   });
 
   test('when a charge times out, then the next one is not sent until the service has answered it: one request at the service at a time', async () => {
-    const logs = new LineCapture();
+    const logs = new LogCapture();
     const own = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: fake.url, env: { UPSTREAM_TIMEOUT_MS: '300' }, logDestination: logs, logLevel: 'warn' });
     try {
       const [a, b] = [await pendingOrder(), await pendingOrder()];
@@ -204,7 +190,7 @@ describe('when the charge service fails', () => {
   });
 
   test('when the service never answers a timed-out refund, then the in-doubt note and the log say the extra wait ran out, not that it answered', async () => {
-    const logs = new LineCapture();
+    const logs = new LogCapture();
     const own = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: fake.url, env: { UPSTREAM_TIMEOUT_MS: '200' }, logDestination: logs, logLevel: 'warn' });
     try {
       const order = await pendingOrder();
@@ -229,7 +215,7 @@ describe('when the charge service fails', () => {
   });
 
   test('when the connection of a timed-out charge breaks before any answer, then the note says so, not that the service answered', async () => {
-    const logs = new LineCapture();
+    const logs = new LogCapture();
     const own = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: fake.url, env: { UPSTREAM_TIMEOUT_MS: '200' }, logDestination: logs, logLevel: 'warn' });
     try {
       const order = await pendingOrder();

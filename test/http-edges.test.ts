@@ -2,33 +2,16 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
 import { newOrder, startTestApp, STAFF_TOKEN, type Reply, type TestApp } from './support/app.js';
 import { FakeChargeService } from './support/fake-charge.js';
+import { LogCapture } from './support/log-capture.js';
 
 const run = promisify(execFile);
 const ROOT = process.cwd();
 
-/** Collects every log line the app writes. */
-class LogCapture extends Writable {
-  readonly lines: string[] = [];
-  private rest = '';
-  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
-    const parts = (this.rest + chunk.toString('utf8')).split('\n');
-    this.rest = parts.pop() ?? '';
-    this.lines.push(...parts.filter((l) => l.length > 0));
-    done();
-  }
-  get text(): string {
-    return this.lines.join('\n') + this.rest;
-  }
-  records(): Record<string, unknown>[] {
-    return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-  }
-}
 
 const CARD_TOKEN = 'tok_SECRET_card_7f3a9c';
 const DECLINED_CARD_TOKEN = 'tok_SECRET_declined_1b2c';

@@ -11,7 +11,7 @@ import { staffHolder } from './auth.js';
 import { intake } from './intake.js';
 import { requestLog, type RequestLocals } from './request-log.js';
 import { cors } from './cors.js';
-import { decodeParams, Router } from './routes.js';
+import { decodeParams, Router, type Route } from './routes.js';
 import { checkBodyText, readJsonBody } from './body.js';
 import { validateRequest } from './validate.js';
 import type { HttpDeps } from './deps.js';
@@ -82,11 +82,10 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
     } catch (err) {
       return next(err);
     }
-    const { operation } = route;
-    const params = route.encodedParams;
+    const matched = route;
     readJsonBody(req, res, (err?: unknown) => {
       if (err) return next(err);
-      serve(deps, api, operation, req, res, () => decodeParams({ operation, encodedParams: params }), staff).catch(next);
+      serve(deps, api, matched, req, res, staff).catch(next);
     });
   });
 
@@ -99,13 +98,14 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
 async function serve(
   deps: HttpDeps,
   api: OpenAPIBackend,
-  operation: Operation,
+  route: Route,
   req: Request,
   res: Response,
-  params: () => Record<string, string>,
   staff: string | undefined,
 ) {
-  const request = validateRequest(api, operation, params(), req);
+  const { operation } = route;
+  // Decoded only now: a staff endpoint answers 401 before a malformed path parameter's 400.
+  const request = validateRequest(api, operation, decodeParams(route), req);
   checkBodyText(request.body);
   const locals = res.locals as RequestLocals;
   const ctx: DomainContext = {

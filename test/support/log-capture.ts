@@ -10,6 +10,10 @@ export class LogCapture extends Writable {
     this.lines.push(...parts.filter((l) => l.length > 0));
     done();
   }
+  /** Everything written so far, as text. */
+  get text(): string {
+    return [...this.lines, this.rest].join('\n');
+  }
   records(): Record<string, unknown>[] {
     return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
   }
