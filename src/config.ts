@@ -33,6 +33,8 @@ export interface Config {
   dbTimeoutMs: number;
   /** Requests in progress in one process beyond which new ones are answered 503 overloaded (ORDER_UP_MAX_IN_FLIGHT). */
   maxInFlight: number;
+  /** Writing a payment's known outcome while the database is away (src/domain/payments.ts). */
+  outcomes: OutcomeRetry;
   /** The HTTP server's limits (src/server.ts). */
   http: HttpLimits;
 }
@@ -46,6 +48,13 @@ export interface HttpLimits {
   keepAliveTimeoutMs: number;
   /** Connections open at once per process; more are closed at once (ORDER_UP_MAX_CONNECTIONS). */
   maxConnections: number;
+}
+
+export interface OutcomeRetry {
+  /** How long the caller waits for the outcome to be recorded before 502 payment_in_doubt (ORDER_UP_OUTCOME_WAIT_MS). */
+  waitMs: number;
+  /** How long the process keeps trying to record it before leaving the payment in doubt (ORDER_UP_OUTCOME_RETRY_MINUTES). */
+  retryMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -127,6 +136,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workers: int(env, 'WORKERS', 1, 0, 64),
     dbTimeoutMs: int(env, 'ORDER_UP_DB_TIMEOUT_MS', 5000, 100, 600000),
     maxInFlight: int(env, 'ORDER_UP_MAX_IN_FLIGHT', 256, 1, 1000000),
+    outcomes: {
+      waitMs: int(env, 'ORDER_UP_OUTCOME_WAIT_MS', 5000, 0, 600000),
+      retryMs: int(env, 'ORDER_UP_OUTCOME_RETRY_MINUTES', 10, 1, 1440) * 60_000,
+    },
     http: httpLimits(env),
   };
 }

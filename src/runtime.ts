@@ -71,6 +71,7 @@ export async function openRuntime(
     lease: leaseRef,
     activeClaims: new Set(),
     activeKeys: new Map(),
+    outcomes: { ...config.outcomes, pending: new Set() },
     charge: new ChargeService(config.chargeServiceUrl, config.upstreamTimeoutMs, config.chargeQueueMax, new ChargeLock(url), metrics.charge),
     fulfillment: new FulfillmentService(config.fulfillmentServiceUrl, config.upstreamTimeoutMs, metrics.fulfillment),
   };
@@ -85,6 +86,11 @@ export async function openRuntime(
     context: (l = log, actor = opts.actor ?? SYSTEM) => ({ db, log: l, services, actor }),
     async close() {
       clearInterval(purge);
+      // Known outcomes still being written (the database was away) are written before the lease goes.
+      if (services.outcomes.pending.size > 0) {
+        log.warn({ payments: services.outcomes.pending.size }, 'waiting for payment outcomes to be recorded before stopping');
+        await Promise.allSettled([...services.outcomes.pending]);
+      }
       await metrics.stop();
       await services.charge.close();
       await leaseRef.release();

@@ -29,9 +29,15 @@ export class ProcessLease {
     readonly key: number,
     private readonly client: pg.Client,
     private readonly state: { released: boolean; ping: NodeJS.Timeout | undefined },
+    /** Of the earlier keys asked for, those whose locks this lease holds too. */
+    readonly keptKeys: number[],
   ) {}
 
-  static async acquire(databaseUrl: string, times: PingTimes, events: LeaseEvents): Promise<ProcessLease> {
+  /**
+   * `alsoHold`: keys this process held before (a lost connection): their locks are taken again
+   * where still free, so work this process still does under them is not taken for abandoned.
+   */
+  static async acquire(databaseUrl: string, times: PingTimes, events: LeaseEvents, alsoHold: number[] = []): Promise<ProcessLease> {
     const client = new pg.Client({
       connectionString: databaseUrl,
       application_name: 'order-up lease',
@@ -53,10 +59,11 @@ export class ProcessLease {
       const { rows } = await client.query<{ key: number }>(`select nextval('order_up_process_key')::int as key`);
       const key = rows[0].key;
       await client.query('select pg_advisory_lock($1, $2)', [LOCK_NS_PROCESS, key]);
+      const kept = alsoHold.length === 0 ? [] : await holdAgain(client, alsoHold);
       // The connection may have died in the same breath as the lock was granted.
       if (lease.released) throw new Error('the lease connection ended while the lease was taken');
       lease.ping = setInterval(ping(client, times, events, lost), times.pingMs).unref();
-      return new ProcessLease(key, client, lease);
+      return new ProcessLease(key, client, lease, kept);
     } catch (err) {
       // E.g. the schema is not there yet, or the database is down: no lease was taken, so nothing to guard.
       lease.released = true;
@@ -74,6 +81,15 @@ export class ProcessLease {
     await Promise.race([this.client.end().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, 2000)))]);
     clearTimeout(timer);
   }
+}
+
+/** Takes the locks of earlier keys that nobody holds; another process holding one is recovering its work right now. */
+async function holdAgain(client: pg.Client, keys: number[]): Promise<number[]> {
+  const { rows } = await client.query<{ key: number }>('select k as key from unnest($2::int[]) as k where pg_try_advisory_lock($1, k)', [
+    LOCK_NS_PROCESS,
+    keys,
+  ]);
+  return rows.map((r) => r.key);
 }
 
 /**
@@ -115,8 +131,11 @@ function ping(client: pg.Client, times: PingTimes, events: LeaseEvents, lost: (w
  * This process's identity in the database, kept across a lost connection. Losing the lease means
  * other processes may now take our work for abandoned and recover it, so from that moment the
  * process starts no new work (`held` is false: claims and /readyz answer 503 not_ready) and tries to
- * take a new lease under a new key. Work already under way finishes or fails on its own: every write
- * of its outcome is guarded by its claim's token, so work another process recovered meanwhile
+ * take a new lease under a new key. The new lease takes the old keys' locks too, where nobody has
+ * taken them meanwhile: from then on this process is known to be alive under them again, so work
+ * it still does under them (an outcome being recorded) is not recovered by others - but nothing new
+ * is sent under an old key (`holds`). Work already under way finishes or fails on its own: every
+ * write of its outcome is guarded by its claim's token, so work another process recovered meanwhile
  * writes nothing and stays in doubt - never done twice.
  */
 export class Lease {
@@ -202,14 +221,20 @@ export class Lease {
       if (this.closed) return;
       try {
         let fresh: ProcessLease | undefined;
-        const lease = await ProcessLease.acquire(this.databaseUrl, this.times, {
-          lost: (why) => {
-            if (fresh && this.current === fresh) this.lost(why);
+        const earlier = [...this.previous];
+        const lease = await ProcessLease.acquire(
+          this.databaseUrl,
+          this.times,
+          {
+            lost: (why) => {
+              if (fresh && this.current === fresh) this.lost(why);
+            },
+            silent: (silent) => {
+              if (fresh && this.current === fresh) this.setSilent(silent);
+            },
           },
-          silent: (silent) => {
-            if (fresh && this.current === fresh) this.setSilent(silent);
-          },
-        });
+          earlier,
+        );
         fresh = lease;
         if (this.closed) {
           await lease.release();
@@ -217,7 +242,8 @@ export class Lease {
         }
         this.current = lease;
         this.lastKey = lease.key;
-        this.log.warn({ key: lease.key }, 'order-up has a new database lease: taking work again');
+        const missed = earlier.filter((k) => !lease.keptKeys.includes(k));
+        this.log.warn({ key: lease.key, earlierKeys: lease.keptKeys, missed }, 'order-up has a new database lease: taking work again');
         return;
       } catch (err) {
         this.log.debug({ err }, 'no new database lease yet');

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { OutcomeRetry } from '../config.js';
 import type { DataAccess } from '../db/data-access.js';
 import type { ChargeService } from '../upstream/charge-service.js';
 import type { FulfillmentService } from '../upstream/fulfillment-service.js';
@@ -13,6 +14,8 @@ export interface Services {
   activeClaims: Set<string>;
   /** Idempotency keys this process is taking or running a request under, with how many of its requests do. */
   activeKeys: Map<string, number>;
+  /** Known payment outcomes being written while the database is away, after their callers were answered (domain/payments.ts). */
+  outcomes: OutcomeRetry & { pending: Set<Promise<void>> };
   charge: ChargeService;
   fulfillment: FulfillmentService;
 }

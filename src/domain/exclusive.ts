@@ -23,6 +23,8 @@ export interface HeldOrder {
   paymentId?: string;
   /** Set once the call is known to have moved no money (refused, or never sent): then a failure to record it records `failed`, not in doubt. */
   nothingMoved?: boolean;
+  /** Set when the caller was answered while the payment's outcome is still being recorded (keepRecording). */
+  recording?: boolean;
 }
 
 export type Claim =
@@ -75,21 +77,43 @@ export async function holding<T>(ctx: DomainContext, claim: HeldOrder, work: () 
   try {
     return await work();
   } catch (err) {
-    if (claim.held) {
-      await ctx.db.claims.abandon({
-        id: claim.order.id,
-        token: claim.token,
-        owner: claim.owner,
-        state: claim.nothingMoved ? 'failed' : 'in_doubt',
-        outcome: `order-up could not record the outcome (${err instanceof AppError ? err.code : 'internal error'})`,
-        who: whoOf(ctx),
-      }).catch((e: unknown) => ctx.log.error({ err: e, orderId: claim.order.id }, 'could not release an order; it is recovered on its next use'));
-      claim.held = false;
-    }
+    if (claim.held && !claim.recording) await letGo(ctx, claim, err);
     throw err;
   } finally {
-    active.delete(claim.token);
+    if (!claim.recording) active.delete(claim.token);
   }
+}
+
+/**
+ * The caller of a held order has been answered, but its payment's outcome is still being written
+ * (`recording`, see domain/payments.ts): the order stays held - and known to be worked on - until
+ * it is, and is let go with its payment in doubt should that fail. Shutdown waits for it (runtime.ts).
+ */
+export function keepRecording(ctx: DomainContext, claim: HeldOrder, recording: Promise<void>): void {
+  claim.recording = true;
+  const { pending } = ctx.services.outcomes;
+  const done: Promise<void> = recording
+    .catch((err: unknown) => (claim.held ? letGo(ctx, claim, err) : undefined))
+    .finally(() => {
+      ctx.services.activeClaims.delete(claim.token);
+      pending.delete(done);
+    });
+  pending.add(done);
+}
+
+/** Releases an order whose work failed: its started payment becomes in doubt (or failed, when nothing moved). */
+async function letGo(ctx: DomainContext, claim: HeldOrder, err: unknown): Promise<void> {
+  await ctx.db.claims
+    .abandon({
+      id: claim.order.id,
+      token: claim.token,
+      owner: claim.owner,
+      state: claim.nothingMoved ? 'failed' : 'in_doubt',
+      outcome: `order-up could not record the outcome (${err instanceof AppError ? err.code : 'internal error'})`,
+      who: whoOf(ctx),
+    })
+    .catch((e: unknown) => ctx.log.error({ err: e, orderId: claim.order.id }, 'could not release an order; it is recovered on its next use'));
+  claim.held = false;
 }
 
 /** What finishing a claim records besides the new status: the cancel's reason, and what the timeline says. */

@@ -1,9 +1,10 @@
 import type { PaymentOutcome } from '../db/claims-repo.js';
+import { isDatabaseUnavailable } from '../db/database.js';
 import type { PaymentKind, PaymentState, PaymentSummary } from '../db/records.js';
 import type { ChargeOutcome, ChargeRequest, LateAnswer, QueueSlot } from '../upstream/charge-service.js';
 import type { DomainContext } from './context.js';
 import { AppError, reconnecting } from './errors.js';
-import { RECOVERED_OUTCOME, tryFinishClaim, type FinishExtra, type HeldOrder } from './exclusive.js';
+import { keepRecording, RECOVERED_OUTCOME, tryFinishClaim, type FinishExtra, type HeldOrder } from './exclusive.js';
 import { paymentOutcome, whoOf } from './events.js';
 import { findOrder } from './orders.js';
 import type { OrderStatus } from './order-state.js';
@@ -60,11 +61,17 @@ function describe(outcome: ChargeOutcome): string {
   }
 }
 
+/** The pause before the next try to record an outcome: quick at first, then every 2 s. */
+const retryPause = (attempt: number) => Math.min(100 * 2 ** (attempt - 1), 2000);
+
 /**
  * Commits a call's outcome: the payment's state, the order's new status (only on success) and the
- * order's release, in one statement. Retried a few times, since the money has already moved; when
- * a retry finds the outcome already recorded (the first commit went through but its answer was
- * lost), that is success. If it cannot be recorded, `holding` marks the payment in doubt.
+ * order's release, in one statement. The outcome is a fact (money moved or it did not), so while
+ * the database is away (unreachable or not answering) the write is tried again - for up to `outcomes.retryMs` (ORDER_UP_OUTCOME_RETRY_MINUTES,
+ * README "Limits") - and the order stays held by this claim meanwhile. When a retry finds the outcome
+ * already recorded (the first commit went through but its answer was lost), that is success. Only
+ * when it cannot be recorded in that time, or another process recovered the order meanwhile, is
+ * the payment left in doubt (`holding` or `keepRecording` marks it so).
  */
 async function settle(
   ctx: DomainContext,
@@ -73,43 +80,67 @@ async function settle(
   outcome: ChargeOutcome,
   onSuccess: OrderStatus,
   request: ChargeRequest,
-  extra: FinishExtra = {},
+  extra: FinishExtra,
+  payment: PaymentOutcome,
 ): Promise<void> {
-  const paymentId = claim.paymentId!;
-  const payment = { id: paymentId, state: STATE_OF[outcome.kind], outcome: describe(outcome) };
+  const paymentId = payment.id;
   const event = paymentOutcome(kind, paymentId, request.amountCents, outcome, payment.outcome);
-  claim.nothingMoved = movedNoMoney(outcome);
+  const giveUpAt = Date.now() + ctx.services.outcomes.retryMs;
   for (let attempt = 1; ; attempt += 1) {
+    let recorded;
     try {
-      const finish = { ...extra, events: [event, ...(extra.events ?? [])] };
-      if (await tryFinishClaim(ctx, claim, outcome.kind === 'succeeded' ? onSuccess : null, payment, finish)) {
-        if (outcome.kind === 'succeeded') claim.order.payment = afterSuccess(claim.order.payment, kind, request.amountCents);
-        break;
-      }
-      if (await alreadyRecorded(ctx, payment)) {
-        claim.held = false;
-        if (outcome.kind === 'succeeded') Object.assign(claim.order, await getOrderRecordState(ctx, claim.order.id));
-        break;
-      }
-      // Another process recovered the order meanwhile and, not knowing, marked the payment in doubt.
-      // When nothing moved (refused, or never sent) we do know: record that instead.
-      if (claim.nothingMoved && (await correctRecovered(ctx, payment, outcome.kind))) {
-        claim.held = false;
-        break;
-      }
-      throw new Error(`the outcome of payment ${paymentId} could not be recorded: the order is no longer held by this process`);
+      recorded = await recordOnce(ctx, claim, kind, outcome, onSuccess, request, { ...extra, events: [event, ...(extra.events ?? [])] }, payment);
     } catch (err) {
-      if (attempt >= 3) {
-        ctx.log.error({ err, paymentId, kind, outcome: payment.outcome }, 'could not record a payment outcome; the payment is left in doubt');
-        // `holding` marks the payment in doubt; the caller hears exactly that, not a bare 500.
-        throw new AppError('payment_in_doubt', `order-up could not record the outcome of the ${kind}; it is in doubt until staff resolve it.`, { status: 502 });
+      // A statement the database refused will be refused again: three tries. The database away: until giveUpAt.
+      if (Date.now() >= giveUpAt || (!isDatabaseUnavailable(err) && attempt >= 3)) {
+        ctx.log.error({ err, paymentId, kind, outcome: payment.outcome }, 'could not record a payment outcome in time; the payment is left in doubt');
+        throw couldNotRecord(kind);
       }
-      ctx.log.warn({ err, paymentId, attempt }, 'recording a payment outcome failed; retrying');
-      await new Promise((r) => setTimeout(r, 100 * attempt));
+      // The first failure and then one in ten: a database away for minutes should not flood the log.
+      if (attempt === 1 || attempt % 10 === 0) ctx.log.warn({ err, paymentId, attempt }, 'recording a payment outcome failed; retrying');
+      await new Promise((r) => setTimeout(r, retryPause(attempt)));
+      continue;
     }
+    if (!recorded) {
+      ctx.log.error({ paymentId, kind, outcome: payment.outcome }, 'the order was recovered by another process before its payment outcome was recorded; it is left in doubt');
+      throw couldNotRecord(kind);
+    }
+    break;
   }
   const level = outcome.kind === 'in_doubt' ? 'warn' : 'info';
   ctx.log[level]({ orderId: claim.order.id, paymentId, kind, outcome: payment.outcome }, `${kind} ${payment.state}`);
+}
+
+const couldNotRecord = (kind: PaymentKind) =>
+  new AppError('payment_in_doubt', `order-up could not record the outcome of the ${kind}; it is in doubt until staff resolve it.`, { status: 502 });
+
+/** One try at recording: true when it is recorded (now or by an earlier try), false when the order is no longer ours. */
+async function recordOnce(
+  ctx: DomainContext,
+  claim: HeldOrder,
+  kind: PaymentKind,
+  outcome: ChargeOutcome,
+  onSuccess: OrderStatus,
+  request: ChargeRequest,
+  finish: FinishExtra,
+  payment: PaymentOutcome,
+): Promise<boolean> {
+  if (await tryFinishClaim(ctx, claim, outcome.kind === 'succeeded' ? onSuccess : null, payment, finish)) {
+    if (outcome.kind === 'succeeded') claim.order.payment = afterSuccess(claim.order.payment, kind, request.amountCents);
+    return true;
+  }
+  if (await alreadyRecorded(ctx, payment)) {
+    claim.held = false;
+    if (outcome.kind === 'succeeded') Object.assign(claim.order, await getOrderRecordState(ctx, claim.order.id));
+    return true;
+  }
+  // Another process recovered the order meanwhile and, not knowing, marked the payment in doubt.
+  // When nothing moved (refused, or never sent) we do know: record that instead.
+  if (claim.nothingMoved && (await correctRecovered(ctx, payment, outcome.kind))) {
+    claim.held = false;
+    return true;
+  }
+  return false;
 }
 
 /** A payment recovered as in doubt by another process, corrected to what this one knows after all. */
@@ -169,12 +200,33 @@ export async function sendAndSettle(
     mayCall: () => ctx.services.lease.holds(claim.owner),
     onLateAnswer: lateAnswerNote(ctx, claim.paymentId!, kind, outcomeRecorded),
   });
-  try {
-    await settle(ctx, claim, kind, outcome, onSuccess, request, extra);
-  } finally {
-    recorded();
+  claim.nothingMoved = movedNoMoney(outcome);
+  const payment = { id: claim.paymentId!, state: STATE_OF[outcome.kind], outcome: describe(outcome) };
+  const recording = settle(ctx, claim, kind, outcome, onSuccess, request, extra, payment);
+  recording.then(recorded, recorded);
+  if (!(await settlesWithin(recording, ctx.services.outcomes.waitMs))) {
+    // The caller has waited long enough; the write goes on, and the order stays held until it is done.
+    keepRecording(ctx, claim, recording);
+    ctx.log.warn({ orderId: claim.order.id, paymentId: payment.id, kind, outcome: payment.outcome }, 'the database is away: answering before the payment outcome is recorded');
+    throw new AppError(
+      'payment_in_doubt',
+      `order-up cannot record the outcome of the ${kind} right now and keeps trying; until it has, the order cannot change. Look at the order again in a minute.`,
+      { status: 502 },
+    );
   }
+  await recording;
   return outcome;
+}
+
+/** True when `work` ends (either way) within `ms`. */
+async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([work.then(() => true, () => true), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
