@@ -137,4 +137,27 @@ describe('when the database goes away while a payment is under way', () => {
     expect(retry.body.code).toBe('order_not_pending');
     expect(charge.calls.slice(before)).toHaveLength(1);
   });
+
+  test('when a charge with an Idempotency-Key was answered 502 while its outcome was still being written, then the key stays running meanwhile and a retry afterwards replays the real 200', async () => {
+    const a = await start({ ORDER_UP_OUTCOME_WAIT_MS: '300' });
+    const id = (await a.call('POST', '/orders', { body: newOrder() })).body.order.id as string;
+    const before = charge.calls.length;
+    const keyed = () => a.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_keyed' }, headers: { 'idempotency-key': 'pay-once' } });
+    charge.next({ hang: true });
+    const charging = keyed();
+    await charge.received(before + 1);
+
+    proxy.cut();
+    charge.releaseHung(201);
+    expect((await charging).body.code).toBe('payment_in_doubt');
+    expect(await direct.execute(`select state from idempotency_keys`)).toEqual([{ state: 'running' }]);
+    proxy.restore();
+
+    await until(async () => (await storedOrder(stored(), id))?.status === 'charged');
+    const replay = await keyed();
+    expect(replay.status).toBe(200);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(replay.body).toMatchObject({ order: { id, status: 'charged' } });
+    expect(charge.calls.slice(before)).toHaveLength(1);
+  });
 });

@@ -4,6 +4,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { call, newOrder, startTestApp, STAFF_TOKEN, type Reply, type TestApp } from './support/app.js';
 import { startChildServer } from './support/child-server.js';
+import { FakeFulfillmentService } from './support/fake-fulfillment.js';
 import { FakeChargeService } from './support/fake-charge.js';
 import { storedOrder, storedPayments } from './support/state.js';
 import { purgeExpiredKeys } from '../src/domain/idempotency.js';
@@ -309,4 +310,47 @@ test('a staff token never ends up in a stored answer or key', async () => {
     expect(`${row.caller}${row.body}`).not.toContain(STAFF_TOKEN);
     expect(row.body ?? '').not.toContain('tok_');
   }
+});
+
+describe('what a key costs', () => {
+  test('when a create, a charge, a refunding cancel and a fulfill run with a key, then each sends exactly one statement more than without: the answer is stored with the outcome', async () => {
+    const fulfillment = await FakeFulfillmentService.start();
+    // No gauge refresh during the test: every statement counted is the request's own.
+    const own = await startTestApp({ chargeUrl: fake.url, fulfillmentUrl: fulfillment.url, inDoubtRefreshMs: 3_600_000 });
+    try {
+      const cost = async (send: (headers: Record<string, string>) => Promise<Reply>, key?: string) => {
+        const before = own.rt.db.statements;
+        const reply = await send(key ? { 'idempotency-key': key } : {});
+        expect(reply.status).toBeLessThan(300);
+        return { reply, statements: own.rt.db.statements - before };
+      };
+      const create = (headers: Record<string, string>) => own.call('POST', '/orders', { body: newOrder(), headers });
+      const plain = await cost(create);
+      const keyed = await cost(create, newKey());
+      expect(keyed.statements).toBe(plain.statements + 1);
+
+      const [a, b] = [plain.reply.body.order.id as string, keyed.reply.body.order.id as string];
+      for (const [path, body] of [
+        ['charge', { cardToken: 'tok_visa_4242' }],
+        ['fulfill', undefined],
+      ] as const) {
+        const unkeyed = await cost((headers) => own.call('POST', `/orders/${a}/${path}`, { body, headers, staff: path === 'fulfill' }));
+        const withKey = await cost((headers) => own.call('POST', `/orders/${b}/${path}`, { body, headers, staff: path === 'fulfill' }), newKey());
+        expect({ path, statements: withKey.statements }).toEqual({ path, statements: unkeyed.statements + 1 });
+      }
+      // A cancel of a charged order refunds it.
+      const [c, d] = [(await cost(create)).reply.body.order.id as string, (await cost(create)).reply.body.order.id as string];
+      for (const id of [c, d]) expect((await own.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_visa_4242' } })).status).toBe(200);
+      const unkeyed = await cost((headers) => own.call('POST', `/orders/${c}/cancel`, { body: { reason: 'test' }, headers, staff: true }));
+      const withKey = await cost((headers) => own.call('POST', `/orders/${d}/cancel`, { body: { reason: 'test' }, headers, staff: true }), newKey());
+      expect(withKey.reply.body.refundedCents).toBeGreaterThan(0);
+      expect(withKey.statements).toBe(unkeyed.statements + 1);
+      // And what was stored with the outcome is what a replay gives back.
+      const rows = await own.db.execute<{ state: string; status: number }[]>(`select state, status from idempotency_keys`);
+      expect(rows.map((r) => [r.state, r.status]).sort()).toEqual([['done', 200], ['done', 200], ['done', 200], ['done', 201]]);
+    } finally {
+      await own.stop();
+      await fulfillment.stop();
+    }
+  });
 });

@@ -111,11 +111,13 @@ describe('when the database is unreachable or too slow', () => {
   test('when the database stops answering during a create, then it answers 503 not_ready within the bound; the insert had committed, so a retry with the same id answers 409 order_exists', async () => {
     // A warm pool connection: the insert goes out on it at once, and only its answer is held back.
     expect((await app.call('GET', '/orders/cut-before')).status).toBe(200);
+    const keyedBody = newOrder({ customerEmail: 'frozen-key@example.com' });
     proxy.slow(8000);
     try {
       const create = await timed(() => app.call('POST', '/orders', { body: newOrder({ id: 'frozen-create' }) }));
       expectRetryLater(create.reply, 'not_ready');
       expect(create.ms).toBeLessThan(BOUND_MS);
+      expectRetryLater(await app.call('POST', '/orders', { body: keyedBody, headers: { 'idempotency-key': 'frozen-key' } }), 'not_ready');
       const read = await timed(() => app.call('GET', '/orders/cut-before'));
       expectRetryLater(read.reply, 'not_ready');
       expect(read.ms).toBeLessThan(BOUND_MS);
@@ -131,6 +133,12 @@ describe('when the database is unreachable or too slow', () => {
     expect(retry.status).toBe(409);
     expect(retry.body.code).toBe('order_exists');
     expect((await app.call('GET', '/orders/frozen-create')).status).toBe(200);
+    // With an Idempotency-Key (and no id of its own) the retry is safe too: the key's answer is stored in
+    // the insert's own statement, so it is either replayed or the order was never created - one order either way.
+    const replay = await app.call('POST', '/orders', { body: keyedBody, headers: { 'idempotency-key': 'frozen-key' } });
+    expect(replay.status).toBe(201);
+    expect(await orderIds(direct)).toContain(replay.body.order.id);
+    expect(await direct.execute(`select count(*)::int as n from orders where customer_email = ?`, [keyedBody.customerEmail])).toEqual([{ n: 1 }]);
   }, 60_000);
 });
 

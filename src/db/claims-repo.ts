@@ -1,5 +1,6 @@
 import type { Database, Queryable } from './database.js';
 import { EVENT_COLUMNS, eventParams, eventsFrom, whoColumns, type NewEvent, type Who } from './events-repo.js';
+import { recordAnswerCte, type KeyAnswer } from './idempotency-repo.js';
 import { ORDER_COLUMNS, ORDER_DETAILS, toOrder, type OrderRow } from './orders-repo.js';
 import type { OrderRecord, OrderStatus, OrderStatusFields, PaymentState } from './records.js';
 
@@ -78,7 +79,16 @@ export class ClaimsRepository {
    * and neither happens unless the order is still held by that claim (and the payment still
    * `started`) - and so are the `events` that describe it. Returns false when nothing was written.
    */
-  async finish(args: { id: string; token: string; change?: OrderStatusFields; payment?: PaymentOutcome; events?: NewEvent[]; who?: Who }): Promise<boolean> {
+  async finish(args: {
+    id: string;
+    token: string;
+    change?: OrderStatusFields;
+    payment?: PaymentOutcome;
+    events?: NewEvent[];
+    who?: Who;
+    /** The answer of the Idempotency-Key the operation runs under, stored with its outcome. */
+    answer?: KeyAnswer;
+  }): Promise<boolean> {
     const values: unknown[] = [args.id, args.token];
     let ctes = `with held as (select id from orders where id = $1 and operation_token = $2::uuid for update)`;
     let guard = '';
@@ -92,6 +102,7 @@ export class ClaimsRepository {
       const guard = `exists (select 1 from held)${args.payment ? ' and exists (select 1 from p)' : ''}`;
       ctes += `, ev as (insert into order_events (${EVENT_COLUMNS}) ${eventsFrom('$1', `$${values.push(events)}`, `$${values.push(who)}`, guard)})`;
     }
+    if (args.answer) ctes += `, ${recordAnswerCte(values, args.answer, `exists (select 1 from held)${guard}`)}`;
     let set = 'operation = null, operation_owner = null, operation_token = null';
     if (args.change) {
       const c = args.change;

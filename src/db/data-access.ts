@@ -36,6 +36,11 @@ export class DataAccess implements Repositories {
     this.events = new EventsRepository(this.db);
   }
 
+  /** Statements sent to the database so far (each a round trip). */
+  get statements(): number {
+    return this.db.statements;
+  }
+
   /** Runs `work` on repositories bound to one transaction. */
   transaction<T>(work: (tx: Repositories) => Promise<T>): Promise<T> {
     return this.db.transaction((q) =>

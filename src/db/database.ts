@@ -90,6 +90,8 @@ function classify(err: unknown): unknown {
  */
 export class Database implements Queryable {
   private readonly pool: pg.Pool;
+  /** Statements sent so far (each a round trip), for tests and benchmarks that count them. */
+  statements = 0;
 
   constructor(url: string, opts: DatabaseOptions = {}) {
     const timeoutMs = opts.timeoutMs ?? 5000;
@@ -141,15 +143,22 @@ export class Database implements Queryable {
   }
 
   query<T>(sql: string, values: unknown[] = []): Promise<T[]> {
+    this.statements += 1;
     return this.withConnection((client) => run<T>(client, sql, values));
   }
 
   /** Runs `work` in one transaction on one connection: committed when it resolves, rolled back when it throws. */
   transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
+    this.statements += 2; // begin and commit (or rollback)
     return this.withConnection(async (client, failed) => {
       await client.query('begin');
       try {
-        const result = await work({ query: <R>(sql: string, values: unknown[] = []) => run<R>(client, sql, values) });
+        const result = await work({
+          query: <R>(sql: string, values: unknown[] = []) => {
+            this.statements += 1;
+            return run<R>(client, sql, values);
+          },
+        });
         await client.query('commit');
         return result;
       } catch (err) {

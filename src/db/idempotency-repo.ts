@@ -16,6 +16,29 @@ export interface StoredAnswer {
   location: string | null;
 }
 
+/** A key's answer, to be stored in the same statement as the outcome it answers (claims-repo, orders-repo). */
+export interface KeyAnswer {
+  ref: KeyRef;
+  /** The lease key the key is running under: only that process's running key takes the answer. */
+  owner: number;
+  /** How long the answer is kept, from when the key was taken. */
+  ttlMs: number;
+  answer: StoredAnswer;
+}
+
+/**
+ * A CTE `keyed` storing `a`'s answer on its running key, when `guard` (SQL) holds - e.g. that the
+ * outcome's own write happened. Its parameters are appended to `values`.
+ */
+export function recordAnswerCte(values: unknown[], a: KeyAnswer, guard = 'true'): string {
+  const p = (v: unknown) => `$${values.push(v)}`;
+  return `keyed as (
+    update idempotency_keys set state = 'done', owner = null, status = ${p(a.answer.status)}, body = ${p(a.answer.body)},
+      location = ${p(a.answer.location)}, expires_at = created_at + make_interval(secs => ${p(a.ttlMs)}::double precision / 1000)
+    where caller = ${p(a.ref.caller)} and key = ${p(a.ref.key)} and state = 'running' and owner = ${p(a.owner)} and ${guard}
+    returning key)`;
+}
+
 export type Taken =
   /** The key is ours now: run the request. */
   | { kind: 'taken' }
@@ -82,13 +105,9 @@ export class IdempotencyRepository {
    * Stores the answer of the key's request, kept for `ttlMs` from when the key was taken; false when
    * the key was no longer this owner's (recovered meanwhile).
    */
-  async record(ref: KeyRef, owner: number, answer: StoredAnswer, ttlMs: number): Promise<boolean> {
-    const rows = await this.db.query<{ key: string }>(
-      `update idempotency_keys set state = 'done', owner = null, status = $4, body = $5, location = $6,
-         expires_at = created_at + make_interval(secs => $7::double precision / 1000)
-       where caller = $1 and key = $2 and state = 'running' and owner = $3 returning key`,
-      [ref.caller, ref.key, owner, answer.status, answer.body, answer.location, ttlMs],
-    );
+  async record(answer: KeyAnswer): Promise<boolean> {
+    const values: unknown[] = [];
+    const rows = await this.db.query<{ key: string }>(`with ${recordAnswerCte(values, answer)} select key from keyed`, values);
     return rows.length === 1;
   }
 

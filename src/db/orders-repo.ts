@@ -1,4 +1,5 @@
 import { isUniqueViolation, type Queryable } from './database.js';
+import { recordAnswerCte, type KeyAnswer } from './idempotency-repo.js';
 import { EVENT_COLUMNS, eventParams, eventsFrom, type NewEvent, type Who } from './events-repo.js';
 import type { LineItemRecord, OrderRecord, PaymentSummary, OrderStatus, OrderStatusFields, OrderWithClaim } from './records.js';
 
@@ -74,28 +75,31 @@ export class OrdersRepository {
   constructor(private readonly db: Queryable) {}
 
   /** Inserts a new order, its line items and its events in one statement; OrderExists when the ID is taken. */
-  async insert(order: OrderRecord, who: Who, events: NewEvent[]): Promise<void> {
+  /** Inserts the order with its line items and events - and, with `answer`, its Idempotency-Key's answer - in one statement. */
+  async insert(order: OrderRecord, who: Who, events: NewEvent[], answer?: KeyAnswer): Promise<void> {
     const items = order.lineItems;
+    const values: unknown[] = [
+      order.id,
+      order.customerEmail,
+      order.status,
+      order.totalCents,
+      order.createdAt,
+      items.map((i) => i.description),
+      items.map((i) => i.priceCents),
+      items.map((i) => i.quantity),
+      ...eventParams(events, who),
+    ];
+    const keyed = answer ? `, ${recordAnswerCte(values, answer, 'exists (select 1 from o)')}` : '';
     try {
       await this.db.query(
         `with o as (
            insert into orders (id, customer_email, status, total_cents, created_at, updated_at)
            values ($1, $2, $3, $4, $5, $5) returning id),
-         ev as (insert into order_events (${EVENT_COLUMNS}) ${eventsFrom('$1', '$9', '$10', 'exists (select 1 from o)')})
+         ev as (insert into order_events (${EVENT_COLUMNS}) ${eventsFrom('$1', '$9', '$10', 'exists (select 1 from o)')})${keyed}
          insert into line_items (order_id, position, description, price_cents, quantity)
          select o.id, t.n - 1, t.description, t.price_cents, t.quantity
          from o, unnest($6::text[], $7::bigint[], $8::int[]) with ordinality as t(description, price_cents, quantity, n)`,
-        [
-          order.id,
-          order.customerEmail,
-          order.status,
-          order.totalCents,
-          order.createdAt,
-          items.map((i) => i.description),
-          items.map((i) => i.priceCents),
-          items.map((i) => i.quantity),
-          ...eventParams(events, who),
-        ],
+        values,
       );
     } catch (err) {
       if (isUniqueViolation(err, 'orders_pkey')) throw new OrderExists(order.id);

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { OrderRecord } from '../db/records.js';
 import type { DomainContext } from './context.js';
 import { claimOrder, finishClaim, holding } from './exclusive.js';
 import { orderView, type OrderView } from './orders.js';
@@ -16,8 +17,9 @@ export async function cancelOrder(ctx: DomainContext, id: string, reason?: strin
   const cancelReason = reason ?? null;
   return holding(ctx, claim, async () => {
     if (order.status === 'pending' || order.totalCents === 0) {
-      await finishClaim(ctx, claim, 'cancelled', { cancelReason, eventData: { reason: cancelReason, refundedCents: 0 } });
-      return { refundedCents: 0, order: orderView(order) };
+      const result = (o: OrderRecord) => ({ refundedCents: 0, order: orderView(o) });
+      await finishClaim(ctx, claim, 'cancelled', { cancelReason, eventData: { reason: cancelReason, refundedCents: 0 }, outcome: (o) => ({ result: result(o) }) });
+      return result(order);
     }
     const slot = ctx.services.charge.reserve();
     const paymentId = randomUUID();
@@ -29,11 +31,13 @@ export async function cancelOrder(ctx: DomainContext, id: string, reason?: strin
       throw err;
     }
     claim.paymentId = paymentId;
+    const result = (o: OrderRecord) => ({ refundedCents: o.totalCents, order: orderView(o) });
     const outcome = await sendAndSettle(ctx, claim, slot, refund, 'refund', 'cancelled', {
       cancelReason,
       eventData: { reason: cancelReason, refundedCents: order.totalCents },
+      result,
     });
     if (outcome.kind !== 'succeeded') throw outcomeError('refund', outcome);
-    return { refundedCents: order.totalCents, order: orderView(order) };
+    return result(order);
   });
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { OrderRecord } from '../db/records.js';
 import type { QueueSlot } from '../upstream/charge-service.js';
 import type { DomainContext } from './context.js';
 import { AppError } from './errors.js';
@@ -41,14 +42,17 @@ export async function chargeOrder(ctx: DomainContext, id: string, cardToken: str
       slot?.cancel();
       // Totals never change, so this holds; were it not so, the order is released untouched.
       if (order.totalCents !== 0) throw noPlace ?? new Error(`order ${order.id} has a total but no journaled charge`);
-      await finishClaim(ctx, held, 'charged', { eventData: { chargedCents: 0, note: 'zero total: no charge call' } });
-      return { chargedCents: 0, order: orderView(order) };
+      await finishClaim(ctx, held, 'charged', { eventData: { chargedCents: 0, note: 'zero total: no charge call' }, outcome: (o) => ({ result: charged(o) }) });
+      return charged(order);
     }
-    const outcome = await sendAndSettle(ctx, held, slot!, { cardToken, amountCents: order.totalCents }, 'charge', 'charged');
+    const outcome = await sendAndSettle(ctx, held, slot!, { cardToken, amountCents: order.totalCents }, 'charge', 'charged', { result: charged });
     if (outcome.kind !== 'succeeded') throw outcomeError('charge', outcome);
-    return { chargedCents: order.totalCents, order: orderView(order) };
+    return charged(order);
   });
 }
+
+/** What a charge answers: the amount charged (the whole total) and the order as it is now. */
+const charged = (order: OrderRecord) => ({ chargedCents: order.totalCents, order: orderView(order) });
 
 /** The order's total, or undefined when there is no such order (the caller's own error stands then). */
 async function totalOf(ctx: DomainContext, id: string): Promise<number | undefined> {

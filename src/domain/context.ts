@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { OutcomeRetry } from '../config.js';
+import type { KeyRef } from '../db/idempotency-repo.js';
 import type { DataAccess } from '../db/data-access.js';
 import type { ChargeService } from '../upstream/charge-service.js';
 import type { FulfillmentService } from '../upstream/fulfillment-service.js';
@@ -18,6 +19,34 @@ export interface Services {
   outcomes: OutcomeRetry & { pending: Set<Promise<void>> };
   charge: ChargeService;
   fulfillment: FulfillmentService;
+}
+
+/** A final answer, as the caller gets it and as a replay gives it back. */
+export interface Answer {
+  status: number;
+  body: unknown;
+  location?: string;
+}
+
+/** What an operation came to: its result, or the error its caller hears. */
+export type Outcome = { result: unknown } | { error: unknown };
+
+/**
+ * A request running under its Idempotency-Key, once the key is taken (`ctx.attempt`). The answer is
+ * stored with the operation's outcome, in the same statement (`answerWith`), so a key is never
+ * left without the answer to an outcome that happened.
+ */
+export interface KeyedAttempt {
+  ref: KeyRef;
+  /** The lease key the key was taken under. */
+  owner: number;
+  ttlMs: number;
+  /** The answer its caller gets for an outcome; null when that answer is not kept (the key is then let go). */
+  answerFor(outcome: Outcome): Answer | null;
+  /** The answer stored with the key, once it is. */
+  recorded?: Answer;
+  /** Set while the outcome (and the answer with it) is still being written after the caller was answered. */
+  background?: Promise<void>;
 }
 
 /** Who caused a change, as the order's timeline records it. */
@@ -42,4 +71,6 @@ export interface DomainContext {
   actor: Actor;
   /** The X-Request-Id of the HTTP request this work serves, if any. */
   requestId?: string;
+  /** The Idempotency-Key this request runs under, once taken: its answer is stored with the outcome. */
+  attempt?: KeyedAttempt;
 }

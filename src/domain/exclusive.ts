@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { JournalEntry, PaymentOutcome } from '../db/claims-repo.js';
 import type { NewEvent } from '../db/events-repo.js';
-import type { OrderRecord, OrderWithClaim } from '../db/records.js';
+import type { OrderRecord, OrderWithClaim, PaymentSummary } from '../db/records.js';
 import { entered, whoOf } from './events.js';
 import type { DomainContext } from './context.js';
 import { AppError, reconnecting } from './errors.js';
+import type { Outcome } from './context.js';
+import { answerWith } from './key-answer.js';
 import { enter, plan, statusesThatProceed, type Operation, type OrderStatus } from './order-state.js';
 import { notFound } from './orders.js';
 
@@ -99,6 +101,8 @@ export function keepRecording(ctx: DomainContext, claim: HeldOrder, recording: P
       pending.delete(done);
     });
   pending.add(done);
+  // Its Idempotency-Key stays running until then, and then holds the outcome's answer.
+  if (ctx.attempt) ctx.attempt.background = done;
 }
 
 /** Releases an order whose work failed: its started payment becomes in doubt (or failed, when nothing moved). */
@@ -123,14 +127,18 @@ export interface FinishExtra {
   events?: NewEvent[];
   /** What the transition's event says (e.g. the amount refunded). */
   eventData?: Record<string, unknown>;
+  /** The order's payment summary once this is recorded (after a successful payment). */
+  paymentSummary?: PaymentSummary;
+  /** What the operation comes to, given the order as it is then: its Idempotency-Key's answer is stored with it. */
+  outcome?: (order: OrderRecord) => Outcome;
 }
 
 /**
  * Moves a held order to `to` (through the state machine) - or leaves its status as it is with
- * `to = null` - and releases it, recording the outcome of its payment and the events of both in the
- * same statement. Entering a state always writes its event (`order.<status>`), except `charged`
- * after a charge call, whose `charge.succeeded` event says it. Returns false when nothing was
- * written (the order or the started payment was no longer ours).
+ * `to = null` - and releases it, recording the outcome of its payment, the events of both and the
+ * request's Idempotency-Key answer in the same statement. Entering a state always writes its event
+ * (`order.<status>`), except `charged` after a charge call, whose `charge.succeeded` event says it.
+ * Returns false when nothing was written (the order or the started payment was no longer ours).
  */
 export async function tryFinishClaim(ctx: DomainContext, claim: HeldOrder, to: OrderStatus | null, payment?: PaymentOutcome, extra: FinishExtra = {}): Promise<boolean> {
   const { order } = claim;
@@ -141,10 +149,14 @@ export async function tryFinishClaim(ctx: DomainContext, claim: HeldOrder, to: O
     change = { ...next, cancelReason: extra.cancelReason !== undefined ? extra.cancelReason : next.cancelReason };
     if (!(to === 'charged' && payment)) events.push(entered(to, extra.eventData));
   }
-  const done = await ctx.db.claims.finish({ id: order.id, token: claim.token, change, payment, events, who: whoOf(ctx) });
+  const after = { ...change, ...(extra.paymentSummary ? { payment: extra.paymentSummary } : {}) };
+  const outcome = extra.outcome;
+  const keyed = outcome && answerWith(ctx, () => outcome({ ...order, ...after }));
+  const done = await ctx.db.claims.finish({ id: order.id, token: claim.token, change, payment, events, who: whoOf(ctx), answer: keyed?.answer });
   if (done) {
     claim.held = false;
-    if (change) Object.assign(order, change);
+    Object.assign(order, after);
+    keyed?.stored();
   }
   return done;
 }

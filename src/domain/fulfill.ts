@@ -51,7 +51,7 @@ export async function fulfillOrder(ctx: DomainContext, id: string): Promise<{ or
       }
       throw new AppError(timedOut ? 'upstream_timeout' : 'fulfillment_failed', detail);
     }
-    await finishClaim(ctx, claim, 'fulfilled');
+    await finishClaim(ctx, claim, 'fulfilled', { outcome: (o) => ({ result: { order: orderView(o) } }) });
     return { order: orderView(order) };
   });
 }

@@ -1,14 +1,10 @@
 import type { KeyRef } from '../db/idempotency-repo.js';
-import type { DomainContext } from './context.js';
+import type { Answer, DomainContext, KeyedAttempt } from './context.js';
+import { toStored } from './key-answer.js';
 import { AppError } from './errors.js';
 import { isOwnerAlive, recoverOwner } from './exclusive.js';
 
-/** A final answer, as the caller gets it and as a replay gives it back. */
-export interface Answer {
-  status: number;
-  body: unknown;
-  location?: string;
-}
+export type { Answer, KeyedAttempt, Outcome } from './context.js';
 
 export interface KeyedRequest extends KeyRef {
   /** What the request asks for (method, path, canonical body): the same key must always ask for the same. */
@@ -17,9 +13,11 @@ export interface KeyedRequest extends KeyRef {
 
 /**
  * Runs a request at most once per caller and key (the spec's "Retrying safely"). The first request
- * with a key takes it and runs; the answer `run` returns is stored with the key (a key is one
- * attempt: a decline or a timeout is its answer too); when `run` throws, the key is let go and the
- * next request with it runs as new. A later request with the key and the same fingerprint gets the stored answer back
+ * with a key takes it and runs (`ctx.attempt`); its answer is stored with the key - in the statement
+ * that writes the operation's outcome where there is one (`answerWith`), else right after (a key
+ * is one attempt: a decline or a timeout is its answer too); when the answer is not kept
+ * (`answerFor` says null: the request may well succeed if simply sent again), the key is let go
+ * and the next request with it runs as new. A later request with the key and the same fingerprint gets the stored answer back
  * without anything being done; another fingerprint is 422 idempotency_key_reused; while the first
  * still runs, 409 idempotency_key_in_use - unless the process running it is gone, whose work is then
  * recovered (its payments in doubt, its keys freed) and this request runs.
@@ -29,6 +27,7 @@ export async function runOnce(
   request: KeyedRequest,
   ttlMs: number,
   run: () => Promise<Answer>,
+  answerFor: KeyedAttempt['answerFor'],
 ): Promise<{ answer: Answer; replayed: boolean }> {
   const owner = ctx.services.processKey;
   // Marked before the key is taken, so another request of this process never mistakes it for a
@@ -36,12 +35,17 @@ export async function runOnce(
   const mark = keyMark(request);
   const active = ctx.services.activeKeys;
   active.set(mark, (active.get(mark) ?? 0) + 1);
-  try {
-    return await takeAndRun(ctx, request, owner, ttlMs, run);
-  } finally {
+  const done = () => {
     const left = (active.get(mark) ?? 1) - 1;
     if (left === 0) active.delete(mark);
     else active.set(mark, left);
+  };
+  try {
+    return await takeAndRun(ctx, request, owner, ttlMs, run, answerFor);
+  } finally {
+    // A key whose answer is still being written stays this process's running key until it is.
+    if (ctx.attempt?.background) void ctx.attempt.background.finally(done);
+    else done();
   }
 }
 
@@ -51,6 +55,7 @@ async function takeAndRun(
   owner: number,
   ttlMs: number,
   run: () => Promise<Answer>,
+  answerFor: KeyedAttempt['answerFor'],
 ): Promise<{ answer: Answer; replayed: boolean }> {
   for (let attempt = 0; ; attempt += 1) {
     const held = await ctx.db.idempotency.take(request, request.fingerprint, owner, ttlMs);
@@ -69,16 +74,26 @@ async function takeAndRun(
     throw new AppError('idempotency_key_in_use', 'The first request with this Idempotency-Key is still running; try again in a moment.', { retryAfterSeconds: 1 });
   }
 
+  const attempt: KeyedAttempt = { ref: { caller: request.caller, key: request.key }, owner, ttlMs, answerFor };
+  ctx.attempt = attempt;
   let answer: Answer;
   try {
     answer = await run();
   } catch (err) {
-    await letGo(ctx, request, owner);
-    throw err;
+    // Stored with the outcome already; or still being written (the key stays running until it is).
+    if (attempt.recorded) return { answer: attempt.recorded, replayed: false };
+    if (attempt.background) throw err;
+    const kept = answerFor({ error: err });
+    if (!kept) {
+      await letGo(ctx, request, owner);
+      throw err;
+    }
+    answer = kept;
   }
+  if (attempt.recorded) return { answer: attempt.recorded, replayed: false };
+  // An answer no outcome statement carried (a refusal, an operation already done): stored on its own.
   try {
-    const stored = { status: answer.status, body: JSON.stringify(answer.body), location: answer.location ?? null };
-    if (!(await ctx.db.idempotency.record(request, owner, stored, ttlMs))) {
+    if (!(await ctx.db.idempotency.record({ ref: attempt.ref, owner, ttlMs, answer: toStored(answer) }))) {
       ctx.log.warn({ key: request.key }, 'an idempotency key was recovered while its request ran; its answer is not stored');
     }
   } catch (err) {

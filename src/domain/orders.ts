@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { OrderExists } from '../db/orders-repo.js';
 import type { OrderRecord, PaymentSummary } from '../db/records.js';
 import type { DomainContext } from './context.js';
+import { answerWith } from './key-answer.js';
 import { AppError, invalid, type FieldError } from './errors.js';
 import { orderCreated, whoOf } from './events.js';
 import type { OrderStatus } from './order-state.js';
@@ -109,7 +110,10 @@ export async function createOrder(ctx: DomainContext, input: NewOrderInput): Pro
     payment: null,
   };
   try {
-    await ctx.db.orders.insert(order, whoOf(ctx), [orderCreated(order)]);
+    // With an Idempotency-Key, its answer goes into the same statement as the order.
+    const keyed = answerWith(ctx, () => ({ result: orderView(order) }));
+    await ctx.db.orders.insert(order, whoOf(ctx), [orderCreated(order)], keyed?.answer);
+    keyed?.stored();
   } catch (err) {
     if (err instanceof OrderExists) throw new AppError('order_exists', `An order with the ID "${order.id}" already exists.`);
     throw err;

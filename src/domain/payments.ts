@@ -1,6 +1,6 @@
 import type { PaymentOutcome } from '../db/claims-repo.js';
 import { isDatabaseUnavailable } from '../db/database.js';
-import type { PaymentKind, PaymentState, PaymentSummary } from '../db/records.js';
+import type { OrderRecord, PaymentKind, PaymentState, PaymentSummary } from '../db/records.js';
 import type { ChargeOutcome, ChargeRequest, LateAnswer, QueueSlot } from '../upstream/charge-service.js';
 import type { DomainContext } from './context.js';
 import { AppError, reconnecting } from './errors.js';
@@ -73,70 +73,65 @@ const retryPause = (attempt: number) => Math.min(100 * 2 ** (attempt - 1), 2000)
  * when it cannot be recorded in that time, or another process recovered the order meanwhile, is
  * the payment left in doubt (`holding` or `keepRecording` marks it so).
  */
-async function settle(
-  ctx: DomainContext,
-  claim: HeldOrder,
-  kind: PaymentKind,
-  outcome: ChargeOutcome,
-  onSuccess: OrderStatus,
-  request: ChargeRequest,
-  extra: FinishExtra,
-  payment: PaymentOutcome,
-): Promise<void> {
-  const paymentId = payment.id;
-  const event = paymentOutcome(kind, paymentId, request.amountCents, outcome, payment.outcome);
+async function settle(ctx: DomainContext, s: Settlement): Promise<void> {
+  const { claim, kind, payment } = s;
   const giveUpAt = Date.now() + ctx.services.outcomes.retryMs;
   for (let attempt = 1; ; attempt += 1) {
     let recorded;
     try {
-      recorded = await recordOnce(ctx, claim, kind, outcome, onSuccess, request, { ...extra, events: [event, ...(extra.events ?? [])] }, payment);
+      recorded = await recordOnce(ctx, s);
     } catch (err) {
       // A statement the database refused will be refused again: three tries. The database away: until giveUpAt.
       if (Date.now() >= giveUpAt || (!isDatabaseUnavailable(err) && attempt >= 3)) {
-        ctx.log.error({ err, paymentId, kind, outcome: payment.outcome }, 'could not record a payment outcome in time; the payment is left in doubt');
+        ctx.log.error({ err, paymentId: payment.id, kind, outcome: payment.outcome }, 'could not record a payment outcome in time; the payment is left in doubt');
         throw couldNotRecord(kind);
       }
       // The first failure and then one in ten: a database away for minutes should not flood the log.
-      if (attempt === 1 || attempt % 10 === 0) ctx.log.warn({ err, paymentId, attempt }, 'recording a payment outcome failed; retrying');
+      if (attempt === 1 || attempt % 10 === 0) ctx.log.warn({ err, paymentId: payment.id, attempt }, 'recording a payment outcome failed; retrying');
       await new Promise((r) => setTimeout(r, retryPause(attempt)));
       continue;
     }
     if (!recorded) {
-      ctx.log.error({ paymentId, kind, outcome: payment.outcome }, 'the order was recovered by another process before its payment outcome was recorded; it is left in doubt');
+      ctx.log.error(
+        { paymentId: payment.id, kind, outcome: payment.outcome },
+        'the order was recovered by another process before its payment outcome was recorded; it is left in doubt',
+      );
       throw couldNotRecord(kind);
     }
     break;
   }
-  const level = outcome.kind === 'in_doubt' ? 'warn' : 'info';
-  ctx.log[level]({ orderId: claim.order.id, paymentId, kind, outcome: payment.outcome }, `${kind} ${payment.state}`);
+  const level = s.outcome.kind === 'in_doubt' ? 'warn' : 'info';
+  ctx.log[level]({ orderId: claim.order.id, paymentId: payment.id, kind, outcome: payment.outcome }, `${kind} ${payment.state}`);
+}
+
+/** A call's outcome on its way into the journal. */
+interface Settlement {
+  claim: HeldOrder;
+  kind: PaymentKind;
+  outcome: ChargeOutcome;
+  payment: PaymentOutcome;
+  /** The order's new status (on success), or null: it stays. */
+  to: OrderStatus | null;
+  finish: FinishExtra;
 }
 
 const couldNotRecord = (kind: PaymentKind) =>
   new AppError('payment_in_doubt', `order-up could not record the outcome of the ${kind}; it is in doubt until staff resolve it.`, { status: 502 });
 
 /** One try at recording: true when it is recorded (now or by an earlier try), false when the order is no longer ours. */
-async function recordOnce(
-  ctx: DomainContext,
-  claim: HeldOrder,
-  kind: PaymentKind,
-  outcome: ChargeOutcome,
-  onSuccess: OrderStatus,
-  request: ChargeRequest,
-  finish: FinishExtra,
-  payment: PaymentOutcome,
-): Promise<boolean> {
-  if (await tryFinishClaim(ctx, claim, outcome.kind === 'succeeded' ? onSuccess : null, payment, finish)) {
-    if (outcome.kind === 'succeeded') claim.order.payment = afterSuccess(claim.order.payment, kind, request.amountCents);
-    return true;
-  }
+async function recordOnce(ctx: DomainContext, s: Settlement): Promise<boolean> {
+  const { claim, payment } = s;
+  if (await tryFinishClaim(ctx, claim, s.to, payment, s.finish)) return true;
   if (await alreadyRecorded(ctx, payment)) {
+    // By an earlier try whose answer was lost - and with it the Idempotency-Key's answer, if any.
     claim.held = false;
-    if (outcome.kind === 'succeeded') Object.assign(claim.order, await getOrderRecordState(ctx, claim.order.id));
+    if (s.to !== null) Object.assign(claim.order, await getOrderRecordState(ctx, claim.order.id));
+    if (ctx.attempt && !ctx.attempt.recorded) ctx.attempt.recorded = ctx.attempt.answerFor(s.finish.outcome!(claim.order)) ?? undefined;
     return true;
   }
   // Another process recovered the order meanwhile and, not knowing, marked the payment in doubt.
   // When nothing moved (refused, or never sent) we do know: record that instead.
-  if (claim.nothingMoved && (await correctRecovered(ctx, payment, outcome.kind))) {
+  if (claim.nothingMoved && (await correctRecovered(ctx, payment, s.outcome.kind))) {
     claim.held = false;
     return true;
   }
@@ -192,7 +187,7 @@ export async function sendAndSettle(
   request: ChargeRequest,
   kind: PaymentKind,
   onSuccess: OrderStatus,
-  extra: FinishExtra = {},
+  extra: FinishExtra & { result: (order: OrderRecord) => unknown },
 ): Promise<ChargeOutcome> {
   let recorded!: () => void;
   const outcomeRecorded = new Promise<void>((resolve) => (recorded = resolve));
@@ -202,10 +197,24 @@ export async function sendAndSettle(
   });
   claim.nothingMoved = movedNoMoney(outcome);
   const payment = { id: claim.paymentId!, state: STATE_OF[outcome.kind], outcome: describe(outcome) };
-  const recording = settle(ctx, claim, kind, outcome, onSuccess, request, extra, payment);
+  const succeeded = outcome.kind === 'succeeded';
+  const { result, ...finish } = extra;
+  const recording = settle(ctx, {
+    claim,
+    kind,
+    outcome,
+    payment,
+    to: succeeded ? onSuccess : null,
+    finish: {
+      ...finish,
+      events: [paymentOutcome(kind, payment.id, request.amountCents, outcome, payment.outcome), ...(finish.events ?? [])],
+      paymentSummary: succeeded ? afterSuccess(claim.order.payment, kind, request.amountCents) : undefined,
+      outcome: (order) => (outcome.kind === 'succeeded' ? { result: result(order) } : { error: outcomeError(kind, outcome) }),
+    },
+  });
   recording.then(recorded, recorded);
   if (!(await settlesWithin(recording, ctx.services.outcomes.waitMs))) {
-    // The caller has waited long enough; the write goes on, and the order stays held until it is done.
+    // The caller has waited long enough; the write goes on, and the order stays held until it is.
     keepRecording(ctx, claim, recording);
     ctx.log.warn({ orderId: claim.order.id, paymentId: payment.id, kind, outcome: payment.outcome }, 'the database is away: answering before the payment outcome is recorded');
     throw new AppError(

@@ -6,7 +6,7 @@ import { AppError } from '../domain/errors.js';
 import type { DomainContext } from '../domain/context.js';
 import { sendProblem } from './problem.js';
 import { docsAssetPath, SPEC_PATH } from './assets.js';
-import { handlers } from './handlers.js';
+import { handlers, keyedOperations } from './handlers.js';
 import { staffHolder } from './auth.js';
 import { intake } from './intake.js';
 import { requestLog, type RequestLocals } from './request-log.js';
@@ -17,7 +17,6 @@ import { validateRequest } from './validate.js';
 import type { HttpDeps } from './deps.js';
 import { answerOnce, IDEMPOTENCY_HEADER, takesIdempotencyKey } from './idempotency.js';
 import { sendAnswer } from './respond.js';
-import type { Answer } from '../domain/idempotency.js';
 
 export type { HandlerArgs, HttpDeps } from './deps.js';
 
@@ -52,6 +51,10 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
   const router = new Router(api.getOperations());
   for (const operation of api.getOperations()) {
     if (!handlers[operation.operationId!]) throw new Error(`no handler for operation ${operation.operationId}`);
+    // The spec says which operations take an Idempotency-Key; the code must know how to answer each of them.
+    if (takesIdempotencyKey(operation) !== (operation.operationId! in keyedOperations)) {
+      throw new Error(`operation ${operation.operationId}: the spec and keyedOperations (http/handlers.ts) disagree on its Idempotency-Key`);
+    }
   }
 
   const app = express();
@@ -117,14 +120,15 @@ async function serve(
       return locals.log;
     },
   };
-  const handle = () => handlers[request.operationId](request, { ctx, deps, req, res });
+  const args = { ctx, deps, req, res };
   const key = request.headers[IDEMPOTENCY_HEADER];
-  if (typeof key === 'string' && takesIdempotencyKey(operation)) {
+  const keyed = keyedOperations[request.operationId];
+  if (typeof key === 'string' && keyed) {
     const caller = staff === undefined ? 'public' : `staff:${staff}`;
-    await answerOnce(ctx, key, caller, deps.config.idempotencyTtlMs, req, res, async () => (await handle()) as Answer);
+    await answerOnce(ctx, key, caller, deps.config.idempotencyTtlMs, req, res, { run: () => keyed.run(request, args), present: keyed.present });
     return;
   }
-  const answer = await handle();
+  const answer = await handlers[request.operationId](request, args);
   if (answer) sendAnswer(res, answer);
 }
 

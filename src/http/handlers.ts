@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { Handler } from './deps.js';
+import type { ApiRequest, Handler, HandlerArgs } from './deps.js';
+import type { Answer } from '../domain/idempotency.js';
 import { createOrder, getOrder, listOrders, type NewOrderInput } from '../domain/orders.js';
 import type { OrderStatus } from '../domain/order-state.js';
 import { AppError, reconnecting } from '../domain/errors.js';
@@ -15,6 +16,38 @@ import { DOCS_HTML, SPEC_PATH } from './assets.js';
 type Schemas = components['schemas'];
 
 const specText = readFileSync(SPEC_PATH, 'utf8');
+
+/** An operation that takes an Idempotency-Key: what it does, and how its result is answered (also stored with the key). */
+export interface KeyedOperation {
+  run(request: ApiRequest, args: HandlerArgs): Promise<unknown>;
+  present(result: unknown): Answer;
+}
+
+/** Types one operation's run and present together. */
+const keyed = <R>(op: { run(request: ApiRequest, args: HandlerArgs): Promise<R>; present(result: R): Answer }) => op as KeyedOperation;
+
+/** The operations whose spec declares the Idempotency-Key header (app.ts checks that the two agree). */
+export const keyedOperations: Record<string, KeyedOperation> = {
+  createOrder: keyed({
+    run: (r, { ctx }) => createOrder(ctx, r.body as NewOrderInput),
+    present: (order) => ({ status: 201, location: `/orders/${encodeURIComponent(order.id)}`, body: { order } satisfies Schemas['OrderEnvelope'] }),
+  }),
+  chargeOrder: keyed({
+    run: (r, { ctx }) => chargeOrder(ctx, r.params.id, (r.body as Schemas['ChargeRequest']).cardToken),
+    present: (result) => ({ status: 200, body: result satisfies Schemas['ChargeResult'] }),
+  }),
+  cancelOrder: keyed({
+    run: (r, { ctx }) => cancelOrder(ctx, r.params.id, ((r.body ?? {}) as Schemas['CancelRequest']).reason),
+    present: (result) => ({ status: 200, body: result satisfies Schemas['CancelResult'] }),
+  }),
+  fulfillOrder: keyed({
+    run: (r, { ctx }) => fulfillOrder(ctx, r.params.id),
+    present: (result) => ({ status: 200, body: result satisfies Schemas['OrderEnvelope'] }),
+  }),
+};
+
+/** A keyed operation run without a key. */
+const answered = (op: KeyedOperation): Handler => async (r, args) => op.present(await op.run(r, args));
 
 /**
  * One handler per operationId of openapi/order-up.yaml; each reads like the feature it serves and
@@ -59,24 +92,13 @@ export const handlers: Record<string, Handler> = {
     res.end(text);
   },
 
-  createOrder: async (r, { ctx }) => {
-    const order = await createOrder(ctx, r.body as NewOrderInput);
-    return { status: 201, location: `/orders/${encodeURIComponent(order.id)}`, body: { order } satisfies Schemas['OrderEnvelope'] };
-  },
+  createOrder: answered(keyedOperations.createOrder),
 
   getOrder: async (r, { ctx }) => ({ status: 200, body: { order: await getOrder(ctx, r.params.id) } satisfies Schemas['OrderEnvelope'] }),
 
-  chargeOrder: async (r, { ctx }) => {
-    const body = r.body as Schemas['ChargeRequest'];
-    return { status: 200, body: (await chargeOrder(ctx, r.params.id, body.cardToken)) satisfies Schemas['ChargeResult'] };
-  },
-
-  cancelOrder: async (r, { ctx }) => {
-    const body = (r.body ?? {}) as Schemas['CancelRequest'];
-    return { status: 200, body: (await cancelOrder(ctx, r.params.id, body.reason)) satisfies Schemas['CancelResult'] };
-  },
-
-  fulfillOrder: async (r, { ctx }) => ({ status: 200, body: (await fulfillOrder(ctx, r.params.id)) satisfies Schemas['OrderEnvelope'] }),
+  chargeOrder: answered(keyedOperations.chargeOrder),
+  cancelOrder: answered(keyedOperations.cancelOrder),
+  fulfillOrder: answered(keyedOperations.fulfillOrder),
 
   listOrderEvents: async (r, { ctx }) => {
     const q = r.query as { limit?: number | string; cursor?: string };

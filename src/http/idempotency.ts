@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { Operation } from 'openapi-backend';
 import { AppError } from '../domain/errors.js';
-import { runOnce, type Answer } from '../domain/idempotency.js';
+import { runOnce, type Answer, type Outcome } from '../domain/idempotency.js';
 import type { DomainContext } from '../domain/context.js';
 import { problemFor } from './problem.js';
 import { sendAnswer } from './respond.js';
@@ -48,18 +48,16 @@ export async function answerOnce(
   ttlMs: number,
   req: Request,
   res: Response,
-  handle: () => Promise<Answer>,
+  op: { run(): Promise<unknown>; present(result: unknown): Answer },
 ): Promise<void> {
   const fingerprint = createHash('sha256').update(`${req.method} ${req.path}\n${canonical(req.body)}`).digest('hex');
-  const { answer, replayed } = await runOnce(ctx, { caller, key, fingerprint }, ttlMs, async () => {
-    try {
-      return await handle();
-    } catch (err) {
-      if (!kept(err)) throw err;
-      const { problem } = problemFor(err);
-      return { status: problem.status, body: problem };
-    }
-  });
+  const answerFor = (outcome: Outcome): Answer | null => {
+    if ('result' in outcome) return op.present(outcome.result);
+    if (!kept(outcome.error)) return null;
+    const { problem } = problemFor(outcome.error);
+    return { status: problem.status, body: problem };
+  };
+  const { answer, replayed } = await runOnce(ctx, { caller, key, fingerprint }, ttlMs, async () => op.present(await op.run()), answerFor);
   if (replayed) res.setHeader('Idempotent-Replayed', 'true');
   sendAnswer(res, answer);
 }
