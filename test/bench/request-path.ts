@@ -195,6 +195,33 @@ function getOrders(ids: string[]): autocannon.Request {
 
 const POST_ORDER: autocannon.Request = { method: 'POST', path: '/orders', headers: { 'content-type': 'application/json' }, body: JSON.stringify(NEW_ORDER) };
 
+/** POST /orders with a new Idempotency-Key on every request (the key's answer is stored with the order). */
+function postKeyed(): autocannon.Request {
+  let next = 0;
+  return { ...POST_ORDER, setupRequest: (request) => ({ ...request, headers: { ...request.headers, 'idempotency-key': `bench-${process.pid}-${(next += 1)}` } }) };
+}
+
+/** What an Idempotency-Key costs order-up: POST /orders with and without one, alternating. */
+async function measureKeyCost(server: ChildServer): Promise<boolean> {
+  const keyed = postKeyed();
+  const runs: Record<'without' | 'with', Run[]> = { without: [], with: [] };
+  await load(server, [keyed], WARMUP, CONNECTIONS);
+  for (let round = 1; round <= ROUNDS; round += 1) {
+    for (const [name, requests] of [['without', [POST_ORDER]], ['with', [keyed]]] as const) {
+      const run = await load(server, [...requests], SECONDS, CONNECTIONS);
+      runs[name].push(run);
+      out(`    POST /orders  round ${round}  ${name} key  ${summary(run)}`);
+    }
+  }
+  const rps = (name: 'without' | 'with') => median(runs[name].map((r) => r.rps));
+  const p99 = (name: 'without' | 'with') => median(runs[name].map((r) => r.p99));
+  out(
+    `${(rps('with') / rps('without')).toFixed(3)}  POST /orders  order-up with/without Idempotency-Key req/s  ` +
+      `(${Math.round(rps('with'))} vs ${Math.round(rps('without'))}; p99 ms ${p99('with')} vs ${p99('without')}; one statement more)`,
+  );
+  return [...runs.with, ...runs.without].every((r) => r.failed === 0);
+}
+
 function scenarios(ids: string[]): Scenario[] {
   return [
     { label: 'GET /orders/{id}', requests: [getOrders(ids)] },
@@ -273,6 +300,7 @@ async function main(): Promise<void> {
 
   const results: boolean[] = [];
   for (const scenario of scenarios(ids)) results.push(await measureScenario(scenario, servers));
+  results.push(await measureKeyCost(servers['order-up']));
   results.push(await measureMemory(servers['order-up'], ids, fresh));
   passed = results.every(Boolean);
   out(
