@@ -31,7 +31,7 @@ const MAX_RESTART_DELAY_MS = 15_000;
  */
 export async function serveWithWorkers(cfg: Config, log: Logger, opts: ClusterOptions): Promise<void> {
   const { startSimulator } = await import('../src/simulate/upstreams.js');
-  const { startEmbeddedDatabase } = await import('../src/db/embedded.js');
+  const { startEmbeddedDatabase } = await import('../src/db/embedded/index.js');
   const { openRuntime } = await import('../src/runtime.js');
 
   let simulator: Awaited<ReturnType<typeof startSimulator>> | undefined;

@@ -5,7 +5,7 @@ import path from 'node:path';
 
 // Where the embedded PostgreSQL keeps its data when ORDER_UP_DATA_DIR is not set: `.order-up`
 // under the project - unless the database cannot live there. Run as root, order-up runs postgres
-// as the OS user `postgres` (src/db/embedded.ts), which must be able to enter every directory on
+// as the OS user `postgres` (src/db/embedded/os-user.ts), which must be able to enter every directory on
 // the way; a clone under /root or `mktemp -d` (mode 700) does not allow that. Then the data goes to
 // /var/tmp/order-up-<hash of the project's data path>/, the same for every process of that project
 // (the server and the CLI next to it), and the start-up banner says so. This module is
@@ -26,7 +26,7 @@ export interface DataDirChoice {
 }
 
 export interface DataDirOptions {
-  /** ORDER_UP_DATA_DIR: used as given (src/db/embedded.ts explains when it cannot be used). */
+  /** ORDER_UP_DATA_DIR: used as given (src/db/embedded/os-user.ts explains when it cannot be used). */
   explicit?: string;
   /** The project directory (default: the working directory). */
   cwd?: string;
@@ -47,7 +47,7 @@ export function chooseDataDir(opts: DataDirOptions = {}): DataDirChoice {
   if (blocked === null) return { dir: preferred };
   const hash = createHash('sha256').update(preferred).digest('hex').slice(0, 16);
   const fallback = path.join(opts.fallbackRoot ?? '/var/tmp', `order-up-${hash}`);
-  if (blockedFor(fallback, user) !== null) return { dir: preferred }; // nowhere better: embedded.ts says why
+  if (blockedFor(fallback, user) !== null) return { dir: preferred }; // nowhere better: embedded/os-user.ts says why
   ensureOwnDirectory(fallback, preferred);
   const mode = (fs.statSync(blocked).mode & 0o777).toString(8);
   return { dir: fallback, note: `not ${preferred}: the database's OS user "${PG_USER}" cannot enter ${blocked} (mode ${mode})` };
@@ -87,7 +87,7 @@ function postgresUser(): OsUser | null {
   try {
     cachedUser = { uid: id('-u'), gid: id('-g') };
   } catch {
-    // Not there yet (embedded.ts creates it): it will own nothing, so only world bits count.
+    // Not there yet (embedded/os-user.ts creates it): it will own nothing, so only world bits count.
     cachedUser = { uid: -1, gid: -1 };
   }
   return cachedUser;

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { startEmbeddedDatabase } from './db/embedded.js';
+import { startEmbeddedDatabase } from './db/embedded/index.js';
 import { DataAccess } from './db/data-access.js';
 import { applyMigrations } from './db/schema.js';
 import { Lease } from './db/process-lease.js';

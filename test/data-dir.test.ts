@@ -81,7 +81,7 @@ describe('choosing the data directory', () => {
 });
 
 describe('make run in a private clone', () => {
-  // Only as root does postgres run as another user (src/db/embedded.ts); otherwise there is nothing to choose.
+  // Only as root does postgres run as another user (src/db/embedded/os-user.ts); otherwise there is nothing to choose.
   const asRoot = process.getuid?.() === 0 && existsSync(path.join(ROOT, 'dist', 'cli', 'main.js'));
 
   (asRoot ? test : test.skip)('when serve starts from a project under a mode-700 directory, then it serves with its data under /var/tmp, says so in one banner line, and the CLI there uses the same database', async () => {

@@ -7,8 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { transformFileSync } from '@swc/core';
-import { createDatabase, startEmbeddedDatabase, stopEmbeddedDatabase } from '../src/db/embedded.js';
+import { createDatabase, startEmbeddedDatabase, stopEmbeddedDatabase } from '../src/db/embedded/index.js';
+import { compileEmbedded } from './support/global-setup.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // Under the repo (world-searchable), not mktemp: postgres runs as another user when we are root.
@@ -18,7 +18,7 @@ const searchable = (dir: string): boolean =>
   (fs.statSync(dir).mode & 0o001) !== 0 && (dir === path.dirname(dir) || searchable(path.dirname(dir)));
 const dataRoot = searchable(repoRoot) ? workDir : path.join(os.tmpdir(), path.basename(workDir));
 const dataDir = path.join(dataRoot, 'data');
-const compiled = path.join(workDir, 'embedded.mjs');
+const compiled = compileEmbedded(repoRoot); // src/db/embedded/ as plain ES modules, for the child processes
 const childScript = path.join(repoRoot, 'test', 'support', 'embedded-child.mjs');
 const started: string[] = [];
 
@@ -100,10 +100,6 @@ function alive(pid: number): boolean {
 beforeAll(() => {
   fs.mkdirSync(workDir, { recursive: true, mode: 0o755 });
   fs.mkdirSync(dataRoot, { recursive: true, mode: 0o755 });
-  const { code } = transformFileSync(path.join(repoRoot, 'src', 'db', 'embedded.ts'), {
-    jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' },
-  });
-  fs.writeFileSync(compiled, code);
   started.push(dataDir);
 });
 

@@ -15,7 +15,7 @@ import axios from 'axios';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config.js';
-import { createDatabase, startEmbeddedDatabase } from '../../src/db/embedded.js';
+import { createDatabase, startEmbeddedDatabase } from '../../src/db/embedded/index.js';
 import { createLogger } from '../../src/log.js';
 import { createOrder } from '../../src/domain/orders.js';
 import { openRuntime } from '../../src/runtime.js';

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type autocannon from 'autocannon';
 import pg from 'pg';
-import { createDatabase, redactUrl, startEmbeddedDatabase } from '../../src/db/embedded.js';
+import { createDatabase, redactUrl, startEmbeddedDatabase } from '../../src/db/embedded/index.js';
 import { load, median, type Run } from './load.js';
 import { runNode, sampleRss, startChildServer, treeRss, type ChildServer } from './processes.js';
 

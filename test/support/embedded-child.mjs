@@ -1,5 +1,5 @@
 // Child process for test/embedded.test.ts: a second (third...) order-up process using the
-// embedded database. Usage: node embedded-child.mjs <compiled embedded.mjs> <dataDir> <action> [value]
+// embedded database. Usage: node embedded-child.mjs <compiled embedded/index.js> <dataDir> <action> [value]
 //   hold  - start, insert [value] into table t, print a JSON line, wait for "stop" on stdin, stop, exit
 //   read  - start, print a JSON line with the rows of t, stop (no-op unless owner), exit
 import pg from 'pg';

@@ -5,9 +5,9 @@
 // inherit the variable. The stop handle is passed to global-teardown through globalThis.
 //
 // Jest loads this file through `require` with a CommonJS transform and without moduleNameMapper,
-// so it must not import project files (`../../src/db/embedded.js` does not resolve there, and
+// so it must not import project files (`../../src/db/embedded/index.js` does not resolve there, and
 // the ESM-only postgres binaries package cannot be required). It therefore compiles
-// src/db/embedded.ts with swc into .test-db/ and loads it with a native dynamic import.
+// src/db/embedded/ with swc into .test-db/ and loads it with a native dynamic import.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,7 +15,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { transformSync } from '@swc/core';
-import type { EmbeddedDatabase, startEmbeddedDatabase } from '../../src/db/embedded.js';
+import type { EmbeddedDatabase, startEmbeddedDatabase } from '../../src/db/embedded/index.js';
 
 declare global {
   // eslint-disable-next-line no-var
@@ -25,21 +25,41 @@ declare global {
 // A real import() even when this file is compiled to CommonJS (where import() becomes require()).
 const nativeImport = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<unknown>;
 
-async function loadEmbedded(rootDir: string): Promise<{ startEmbeddedDatabase: typeof startEmbeddedDatabase }> {
-  const source = fs.readFileSync(path.join(rootDir, 'src', 'db', 'embedded.ts'), 'utf8');
-  const hash = createHash('sha256').update(source).digest('hex').slice(0, 12);
-  const outDir = path.join(rootDir, '.test-db', 'compiled'); // inside the repo: node_modules resolve
-  const out = path.join(outDir, `embedded-${hash}.mjs`);
-  if (!fs.existsSync(out)) {
-    const { code } = transformSync(source, {
-      filename: 'embedded.ts', jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' },
+/**
+ * Compiles src/db/embedded/ into .test-db/compiled/embedded-<hash of its sources>/, each file on
+ * its own with its relative `.js` imports kept (the folder imports no project file outside it),
+ * and returns the path of the compiled index.js. test/embedded.test.ts runs its child processes
+ * (test/support/embedded-child.mjs, outside jest) on the same output.
+ */
+export function compileEmbedded(rootDir: string): string {
+  const srcDir = path.join(rootDir, 'src', 'db', 'embedded');
+  const files = fs.readdirSync(srcDir).filter((f) => f.endsWith('.ts')).sort();
+  const sources = files.map((f) => fs.readFileSync(path.join(srcDir, f), 'utf8'));
+  const hash = createHash('sha256');
+  files.forEach((f, i) => hash.update(`${f}\0${sources[i]}\0`));
+  // Inside the repo: node_modules resolve, and its package.json makes the .js files ES modules.
+  const outDir = path.join(rootDir, '.test-db', 'compiled', `embedded-${hash.digest('hex').slice(0, 12)}`);
+  if (!fs.existsSync(outDir)) {
+    const tmp = `${outDir}.${process.pid}.tmp`;
+    fs.mkdirSync(tmp, { recursive: true, mode: 0o755 });
+    files.forEach((f, i) => {
+      const { code } = transformSync(sources[i], {
+        filename: f, jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' },
+      });
+      fs.writeFileSync(path.join(tmp, f.replace(/\.ts$/, '.js')), code);
     });
-    fs.mkdirSync(outDir, { recursive: true, mode: 0o755 });
-    const tmp = `${out}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, code);
-    fs.renameSync(tmp, out);
+    try {
+      fs.renameSync(tmp, outDir);
+    } catch (err) {
+      fs.rmSync(tmp, { recursive: true, force: true });
+      if (!fs.existsSync(outDir)) throw err; // else a concurrent run made it first
+    }
   }
-  return (await nativeImport(pathToFileURL(out).href)) as { startEmbeddedDatabase: typeof startEmbeddedDatabase };
+  return path.join(outDir, 'index.js');
+}
+
+async function loadEmbedded(rootDir: string): Promise<{ startEmbeddedDatabase: typeof startEmbeddedDatabase }> {
+  return (await nativeImport(pathToFileURL(compileEmbedded(rootDir)).href)) as { startEmbeddedDatabase: typeof startEmbeddedDatabase };
 }
 
 export default async function globalSetup(_globalConfig?: unknown, projectConfig?: { rootDir?: string }): Promise<void> {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { createDatabase } from '../../src/db/embedded.js';
+import { createDatabase } from '../../src/db/embedded/index.js';
 
 function adminUrl(): string {
   const url = process.env.TEST_DATABASE_ADMIN_URL ?? process.env.DATABASE_URL;
