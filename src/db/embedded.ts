@@ -260,7 +260,7 @@ function postgresOsUser(): OsUser | null {
       execFileSync('useradd', ['-g', SUPERUSER, SUPERUSER], { stdio: 'ignore' });
       return lookup();
     } catch (err) {
-      throw new Error(`embedded postgres: running as root needs an OS user "${SUPERUSER}" and creating it failed: ${String(err)}`);
+      throw new Error(`embedded postgres: running as root needs an OS user "${SUPERUSER}" and creating it failed: ${String(err)}`, { cause: err });
     }
   }
 }
@@ -569,7 +569,7 @@ async function binaries(pgUser: OsUser | null): Promise<{ initdb: string; postgr
   try {
     mod = (await import(pkg)) as { initdb: string; postgres: string };
   } catch (err) {
-    throw new Error(`embedded postgres: no PostgreSQL binaries for ${platform}-${process.arch} (${pkg}): ${String(err)}`);
+    throw new Error(`embedded postgres: no PostgreSQL binaries for ${platform}-${process.arch} (${pkg}): ${String(err)}`, { cause: err });
   }
   if (!pgUser || !unreachableFor(mod.postgres, pgUser)) return { initdb: mod.initdb, postgres: mod.postgres };
   // The project sits where the postgres user cannot go (say under a 0700 home): run a copy of the
