@@ -6,11 +6,13 @@ BIN := node_modules/.bin
 SPEC := openapi/order-up.yaml
 GENERATED := src/generated/order-up.ts
 
-.PHONY: help install build run test test-unit lint-spec check-generated gen typecheck bench docs mock clean
+.PHONY: help install build run test test-unit lint format lint-spec check-generated gen typecheck bench docs mock clean
 
 help:
 	@echo "make run    - install, build and serve on http://127.0.0.1:8888 (embedded PostgreSQL, simulated upstreams)"
 	@echo "make test   - install and run every check and test (embedded PostgreSQL unless DATABASE_URL is set)"
+	@echo "make lint   - Prettier's check, ESLint (type-aware) and the layer rules (eslint.config.js)"
+	@echo "make format - apply Prettier's formatting and ESLint's automatic fixes"
 	@echo "make build  - compile; afterwards 'npx order-up <command>' works"
 	@echo "make bench  - benchmarks: request path against two baselines, charge pipeline (BENCH=request or charge: one)"
 	@echo "make docs   - static, self-contained API reference in docs/index.html (open it in a browser)"
@@ -33,6 +35,16 @@ check-generated: install
 	  echo "$(GENERATED) is out of date with $(SPEC): run 'make gen' and commit it"; diff -u $(GENERATED) $$tmp | head -40; rm -f $$tmp; exit 1; \
 	fi; rm -f $$tmp; echo "generated types match $(SPEC)"
 
+# Formatting (.prettierrc.json), then ESLint: type-aware rules, and the layers and no import cycles
+# (the table in eslint.config.js; test/layers.test.ts shows an upward import failing).
+lint: install
+	$(BIN)/prettier --check .
+	$(BIN)/eslint --max-warnings=0 .
+
+format: install
+	$(BIN)/prettier --write .
+	$(BIN)/eslint --fix .
+
 lint-spec: install
 	$(BIN)/redocly lint --format=stylish $(SPEC) openapi/charge-service.yaml openapi/fulfillment-service.yaml
 
@@ -53,7 +65,7 @@ build: $(BUILD_STAMP)
 test-unit: install
 	node --experimental-vm-modules node_modules/jest/bin/jest.js $(JEST_ARGS)
 
-test: lint-spec check-generated typecheck build
+test: lint lint-spec check-generated typecheck build
 	node --experimental-vm-modules node_modules/jest/bin/jest.js --ci $(JEST_ARGS)
 
 run: build

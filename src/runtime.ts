@@ -47,7 +47,7 @@ export async function openRuntime(
   if (!databaseUrl) {
     const db = await startEmbeddedDatabase({ dataDir: path.resolve(config.dataDir), log: (msg: string) => log.info(msg) });
     databaseUrl = db.url;
-    stopDatabase = db.stop;
+    stopDatabase = () => db.stop();
   }
   const url = databaseUrl;
   let lease: Lease | undefined;

@@ -501,8 +501,8 @@ describe('payments in doubt', () => {
     const human = await cli(['payments', 'in-doubt']);
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/^PAYMENT\s+ORDER\s+KIND\s+AMOUNT\s+STARTED/);
-    expect(human.stdout).toMatch(new RegExp(`${byOrder.get(refundOk.id)!.paymentId}\\s+${refundOk.id}\\s+refund\\s+-\\$33\\.00`));
-    expect(human.stdout).toMatch(new RegExp(`${byOrder.get(chargeOk.id)!.paymentId}\\s+${chargeOk.id}\\s+charge\\s+\\$33\\.00`));
+    expect(human.stdout).toMatch(new RegExp(`${String(byOrder.get(refundOk.id)!.paymentId)}\\s+${refundOk.id}\\s+refund\\s+-\\$33\\.00`));
+    expect(human.stdout).toMatch(new RegExp(`${String(byOrder.get(chargeOk.id)!.paymentId)}\\s+${chargeOk.id}\\s+charge\\s+\\$33\\.00`));
     expect(human.stdout).toContain('4 payments in doubt');
 
     // While in doubt, the orders are blocked.

@@ -362,13 +362,13 @@ describe('(a) the app behind a validating Prism proxy', () => {
           expectAnswer(r, 400, 'invalid_request');
           expect(r.body.errors.map((e: { path: string }) => e.path)).toContain(errorPath);
         } catch (err) {
-          throw new Error(`${method} ${path} ${JSON.stringify(opts.body)}: ${(err as Error).message}`);
+          throw new Error(`${method} ${path} ${JSON.stringify(opts.body)}: ${(err as Error).message}`, { cause: err });
         }
         const refused = await send(method, path, opts);
         try {
           expectPrismRefusal(refused);
         } catch (err) {
-          throw new Error(`${method} ${path} ${JSON.stringify(opts.body)}: ${(err as Error).message}`);
+          throw new Error(`${method} ${path} ${JSON.stringify(opts.body)}: ${(err as Error).message}`, { cause: err });
         }
       }
     });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -26,7 +26,7 @@ interface ChildReport { pid: number; owned: boolean; port: number; rows: string[
 
 /** Another order-up process: runs test/support/embedded-child.mjs on the compiled module. */
 function child(dir: string, action: 'hold' | 'read', value = '') {
-  const proc = spawn(process.execPath, [childScript, compiled, dir, action, value], { cwd: repoRoot }) as ChildProcessWithoutNullStreams;
+  const proc = spawn(process.execPath, [childScript, compiled, dir, action, value], { cwd: repoRoot });
   let stderr = '';
   proc.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));

@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 async function sql<T = Record<string, unknown>>(query: string, params: unknown[] = []): Promise<T[]> {
-  return (await app.db.execute(query, params)) as T[];
+  return app.db.execute<T[]>(query, params);
 }
 
 async function orderCount(): Promise<number> {

@@ -158,7 +158,7 @@ describe('resolvePayment', () => {
     expect(won).toHaveLength(1);
     expect(lost).toHaveLength(1);
     expect((lost[0].reason as AppError).code).toBe('payment_not_in_doubt');
-    const winner = (won[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof resolvePayment>>>).value;
+    const winner = won[0].value;
     // What is stored is exactly what the winner recorded.
     expect(await stored(paymentId)).toMatchObject({ state: winner.payment.state, status: winner.order.status, order_id: orderId });
   });

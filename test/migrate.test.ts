@@ -66,7 +66,7 @@ describe('the order timeline of orders that existed before it', () => {
     const url = await freshDb();
     const orm = await openOrm(url);
     try {
-      await orm.getMigrator().up({ to: 'Migration20261129000000_idempotency_keys' });
+      await orm.migrator.up({ to: 'Migration20261129000000_idempotency_keys' });
       await withClient(url, async (c) => {
         await c.query(`insert into orders (id, customer_email, status, total_cents, created_at, updated_at, charged_at, cancelled_at, cancel_reason)
           values ('old-1', 'a@b', 'cancelled', 500, '2026-11-01 10:00Z', '2026-11-01 12:00Z', '2026-11-01 11:00Z', '2026-11-01 12:00Z', 'too late'),
@@ -76,7 +76,7 @@ describe('the order timeline of orders that existed before it', () => {
           values (gen_random_uuid(), 'old-1', 'charge', 500, 'tok_old', 'succeeded', 1, '2026-11-01 11:00Z', '2026-11-01 11:00Z', 'charge service answered 201'),
                  (gen_random_uuid(), 'old-1', 'refund', -500, 'tok_old', 'succeeded', 1, '2026-11-01 11:59Z', '2026-11-01 12:00Z', 'charge service answered 201')`);
       });
-      await orm.getMigrator().up();
+      await orm.migrator.up();
       await withClient(url, async (c) => {
         const { rows } = await c.query<{ order_id: string; type: string; actor_kind: string; data: Record<string, unknown> }>(
           'select order_id, type, actor_kind, data from order_events order by order_id, seq',

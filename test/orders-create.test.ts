@@ -10,7 +10,7 @@ afterAll(async () => {
 });
 
 async function sql<T = Record<string, unknown>>(query: string, params: unknown[] = []): Promise<T[]> {
-  return (await app.db.execute(query, params)) as T[];
+  return app.db.execute<T[]>(query, params);
 }
 
 async function counts(): Promise<{ orders: number; lineItems: number }> {

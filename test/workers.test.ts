@@ -74,8 +74,8 @@ function serveProcess(args: string[], env: Record<string, string>): { child: Chi
   });
   let out = '';
   let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString('utf8')));
+  child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
   const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   return { child, exited, out: () => out, err: () => err };
 }
@@ -188,7 +188,7 @@ function pidsConnectedTo(pids: number[], port: number): number[] {
     }
   }
   return pids.filter((pid) => {
-    let fds: string[] = [];
+    let fds: string[];
     try {
       fds = readdirSync(`/proc/${pid}/fd`);
     } catch {

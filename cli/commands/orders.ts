@@ -33,7 +33,7 @@ export function registerOrderCommands(program: Command, cli: Cli): void {
           const ctx = rt.context();
           const found: OrderView[] = [];
           let cursor = opts.cursor;
-          let nextCursor: string | null = null;
+          let nextCursor: string | null;
           do {
             const res = await listOrders(ctx, { status: opts.status, limit: Math.min(PAGE, opts.limit - found.length), cursor });
             found.push(...res.orders);

@@ -27,7 +27,7 @@ export function readJsonBody(req: Request, res: Response, next: NextFunction): v
  * (`Z_DATA_ERROR` and kin), and anything else the parser refuses carries a 4xx `status`.
  */
 function bodyParserError(err: unknown): AppError | undefined {
-  const e = (err ?? {}) as { type?: string; code?: unknown; status?: unknown; encoding?: unknown };
+  const e = (err ?? {}) as { type?: string; code?: unknown; status?: unknown; encoding?: string };
   const type = e.type;
   if (type === 'entity.parse.failed') return invalid([{ path: '', message: 'is not valid JSON' }], 'The request body is not valid JSON.');
   if (type === 'entity.too.large') return new AppError('payload_too_large', 'The request body is larger than 1 MB.');

@@ -50,9 +50,10 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      let body: Record<string, unknown> = {};
+      // What order-up sends (openapi/charge-service.yaml, openapi/fulfillment-service.yaml).
+      let body: { cardToken?: string; amountCents?: number; orderID?: string; description?: string; quantity?: number } = {};
       try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>;
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as typeof body;
       } catch {
         res.writeHead(400).end();
         return;

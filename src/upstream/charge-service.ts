@@ -161,7 +161,7 @@ export class ChargeService {
         const answered = late.kind === 'succeeded' || late.kind === 'declined' || (late.kind === 'failed' && late.status !== undefined);
         // Noted outside the queue's turn: the lock is not held while the database is written.
         const note = r.options
-          .onLateAnswer?.(answered ? { answered, outcome: late as Exclude<ChargeOutcome, { kind: 'in_doubt' }>, afterMs } : { answered, outcome: late, afterMs, gaveUp })
+          .onLateAnswer?.(answered ? { answered, outcome: late, afterMs } : { answered, outcome: late, afterMs, gaveUp })
           .catch(() => undefined);
         if (note) {
           this.notes.add(note);

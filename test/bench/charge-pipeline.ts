@@ -50,7 +50,7 @@ async function startFake(): Promise<{ url: string; pid: number; stop(): void }> 
     env: { ...process.env, LATENCY_MS: String(LATENCY) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const port = await new Promise<string>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim())));
+  const port = await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim())));
   return { url: `http://127.0.0.1:${port}`, pid: child.pid!, stop: () => child.kill() };
 }
 
@@ -129,7 +129,7 @@ async function main(): Promise<void> {
     databaseUrl = await createDatabase(databaseUrl, 'order_up_bench');
   } else {
     const db = await startEmbeddedDatabase({ dataDir: path.resolve('.test-db/bench') });
-    stopDb = db.stop;
+    stopDb = () => db.stop();
     databaseUrl = await createDatabase(db.url.replace(/\/[^/]*$/, '/postgres'), 'order_up_bench');
   }
   const fake = await startFake();

@@ -91,7 +91,7 @@ function printHeader(): void {
 async function openDatabase(): Promise<string> {
   if (process.env.DATABASE_URL) return createDatabase(process.env.DATABASE_URL, DB_NAME);
   const db = await startEmbeddedDatabase({ dataDir: path.join(ROOT, '.test-db', 'bench') });
-  cleanups.push(db.stop);
+  cleanups.push(() => db.stop());
   return createDatabase(db.url.replace(/\/[^/]*$/, '/postgres'), DB_NAME);
 }
 
@@ -126,7 +126,7 @@ async function seed(databaseUrl: string): Promise<string[]> {
 async function startServers(databaseUrl: string, logDir: string): Promise<Record<ServerName, ChildServer>> {
   const start = async (name: ServerName, args: string[], env: Record<string, string>) => {
     const server = await startChildServer(name, args, { DATABASE_URL: databaseUrl, ...env }, path.join(logDir, `${name}.log`));
-    cleanups.push(server.stop);
+    cleanups.push(() => server.stop());
     return server;
   };
   return {

@@ -18,11 +18,11 @@ import { transformSync } from '@swc/core';
 import type { EmbeddedDatabase, startEmbeddedDatabase } from '../../src/db/embedded/index.js';
 
 declare global {
-  // eslint-disable-next-line no-var
   var __orderUpTestDb: EmbeddedDatabase | undefined;
 }
 
 // A real import() even when this file is compiled to CommonJS (where import() becomes require()).
+// eslint-disable-next-line @typescript-eslint/no-implied-eval -- deliberate, for the reason above
 const nativeImport = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<unknown>;
 
 /**
