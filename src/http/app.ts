@@ -125,7 +125,7 @@ async function serve(
   const keyed = keyedOperations[request.operationId];
   if (typeof key === 'string' && keyed) {
     const caller = staff === undefined ? 'public' : `staff:${staff}`;
-    await answerOnce(ctx, key, caller, deps.config.idempotencyTtlMs, req, res, { run: () => keyed.run(request, args), present: keyed.present });
+    await answerOnce(ctx, key, caller, deps.config.idempotencyTtlMs, req, res, { run: () => keyed.run(request, args), present: (result) => keyed.present(result) });
     return;
   }
   const answer = await handlers[request.operationId](request, args);

@@ -17,7 +17,7 @@ export async function binaries(pgUser: OsUser | null): Promise<Binaries> {
   try {
     mod = (await import(pkg)) as Binaries;
   } catch (err) {
-    throw new Error(`embedded postgres: no PostgreSQL binaries for ${platform}-${process.arch} (${pkg}): ${String(err)}`);
+    throw new Error(`embedded postgres: no PostgreSQL binaries for ${platform}-${process.arch} (${pkg}): ${String(err)}`, { cause: err });
   }
   if (!pgUser || !unreachableFor(mod.postgres, pgUser)) return { initdb: mod.initdb, postgres: mod.postgres };
   // The project sits where the postgres user cannot go (say under a 0700 home): run a copy of the

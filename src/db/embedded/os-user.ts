@@ -24,7 +24,7 @@ export function postgresOsUser(): OsUser | null {
       execFileSync('useradd', ['-g', OS_USER, OS_USER], { stdio: 'ignore' });
       return lookup();
     } catch (err) {
-      throw new Error(`embedded postgres: running as root needs an OS user "${OS_USER}" and creating it failed: ${String(err)}`);
+      throw new Error(`embedded postgres: running as root needs an OS user "${OS_USER}" and creating it failed: ${String(err)}`, { cause: err });
     }
   }
 }
