@@ -1,9 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
-
-// Advisory lock namespaces (the first of the two int4 keys). Fixed numbers: every process must agree.
-export const LOCK_NS_PROCESS = 7100;
-export const LOCK_NS_CHARGE = 7101;
+import { LOCK_NS_PROCESS } from '../advisory-locks.js';
 
 /** How often the lease connection is pinged, and how long it may stay silent before it is given up. */
 export interface PingTimes {
