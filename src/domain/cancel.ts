@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { OrderRecord } from '../db/records.js';
+import { placeInQueue } from './charge.js';
 import type { DomainContext } from './context.js';
 import { claimOrder, finishClaim, holding } from './exclusive.js';
 import { orderView, type OrderView } from './orders.js';
@@ -21,7 +22,7 @@ export async function cancelOrder(ctx: DomainContext, id: string, reason?: strin
       await finishClaim(ctx, claim, 'cancelled', { cancelReason, eventData: { reason: cancelReason, refundedCents: 0 }, outcome: (o) => ({ result: result(o) }) });
       return result(order);
     }
-    const slot = ctx.services.charge.reserve();
+    const slot = placeInQueue(ctx);
     const paymentId = randomUUID();
     let refund;
     try {
