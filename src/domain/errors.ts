@@ -1,3 +1,5 @@
+import { isDatabaseUnavailable } from '../db/database.js';
+
 /** Every stable error code order-up can answer with; the HTTP layer maps each to a status in one table. */
 export type ErrorCode =
   | 'invalid_request'
@@ -61,3 +63,24 @@ export const invalid = (errors: FieldError[], detail = 'The request does not mat
  */
 export const reconnecting = (what: string) =>
   new AppError('not_ready', `order-up lost its connection to the database and is reconnecting; ${what}`, { retryAfterSeconds: 1 });
+
+/** Seconds a client waits before retrying when the database is unavailable. */
+const DATABASE_RETRY_AFTER_SECONDS = 2;
+
+/**
+ * The AppError an error stands for: itself, or - for one that is not an AppError but has a known
+ * meaning - the database unreachable, or too slow (a refused or timed-out connection, a connection
+ * broken mid-statement, a statement past its timeout - see db/database.ts), which is `503
+ * not_ready`, never a 500. For a write whose connection broke after it was sent, whether it took
+ * effect is unknown (the spec's NotReady says what a client does about it). Undefined for any other
+ * error.
+ */
+export function knownError(err: unknown): AppError | undefined {
+  if (err instanceof AppError) return err;
+  if (isDatabaseUnavailable(err)) {
+    return new AppError('not_ready', 'The database cannot be reached or did not answer in time. Try again in a moment.', {
+      retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS,
+    });
+  }
+  return undefined;
+}
