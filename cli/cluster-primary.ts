@@ -3,7 +3,6 @@
 // the workers (cli/cluster-worker.ts), replaces those that die, and drains them all on a signal.
 import cluster, { type Worker } from 'node:cluster';
 import net from 'node:net';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
@@ -31,11 +30,10 @@ const MAX_RESTART_DELAY_MS = 15_000;
  */
 export async function serveWithWorkers(cfg: Config, log: Logger, opts: ClusterOptions): Promise<void> {
   const { startSimulator } = await import('../src/simulate/upstreams.js');
-  const { startEmbeddedDatabase } = await import('../src/db/embedded.js');
-  const { openRuntime } = await import('../src/runtime.js');
+  const { openDatabase, openRuntime } = await import('../src/runtime.js');
 
   let simulator: Awaited<ReturnType<typeof startSimulator>> | undefined;
-  let database: Awaited<ReturnType<typeof startEmbeddedDatabase>> | undefined;
+  let database: Awaited<ReturnType<typeof openDatabase>> | undefined;
   const stopShared = async () => {
     await simulator?.stop().catch(() => undefined);
     await database?.stop().catch(() => undefined);
@@ -55,7 +53,7 @@ export async function serveWithWorkers(cfg: Config, log: Logger, opts: ClusterOp
       env.FULFILLMENT_SERVICE_URL = simulator.url;
     }
     if (!cfg.databaseUrl) {
-      database = await startEmbeddedDatabase({ dataDir: path.resolve(cfg.dataDir), log: (msg: string) => log.info(msg) });
+      database = await openDatabase(cfg, log);
       cfg.databaseUrl = database.url;
       env.DATABASE_URL = database.url;
     }
