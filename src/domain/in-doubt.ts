@@ -1,7 +1,7 @@
 import type { PaymentKind, PaymentRecord, PaymentState } from '../db/records.js';
 import type { DomainContext } from './context.js';
 import { AppError, invalid } from './errors.js';
-import { enter, type OrderStatus } from './order-state.js';
+import { enter, paymentStep } from './order-state.js';
 import { whoOf } from './events.js';
 import { getOrder, type OrderView } from './orders.js';
 
@@ -48,12 +48,6 @@ export async function listInDoubtPayments(ctx: DomainContext): Promise<PaymentVi
   return (await ctx.db.payments.inDoubt()).map(paymentView);
 }
 
-/** Where the order goes for each confirmed outcome: `null` means it stays where it is. */
-const NEXT_STATUS: Record<PaymentKind, { succeeded: OrderStatus | null; failed: OrderStatus | null; from: OrderStatus }> = {
-  charge: { succeeded: 'charged', failed: null, from: 'pending' },
-  refund: { succeeded: 'cancelled', failed: null, from: 'charged' },
-};
-
 /**
  * Records the outcome staff confirmed with the charge service for an in-doubt payment and moves
  * the order on, in one transaction holding row locks on the payment and the order:
@@ -86,18 +80,19 @@ export async function resolvePayment(
     if (order.operation !== null) {
       throw new AppError('operation_in_progress', `Another ${order.operation} of order ${orderId} is under way; try again when it has finished.`);
     }
-    const rule = NEXT_STATUS[payment.kind];
-    if (order.status !== rule.from) {
+    // The life cycle's step that made the payment (domain/order-state.ts): a success takes it, a failure leaves the order.
+    const step = paymentStep(payment.kind);
+    if (order.status !== step.from) {
       // Cannot happen while the journal holds: an in-doubt payment blocks every other operation.
       throw new AppError(
-        rule.from === 'pending' ? 'order_not_pending' : 'order_not_charged',
-        `Order ${orderId} is ${order.status}, but an in-doubt ${payment.kind} needs it ${rule.from}; nothing was changed.`,
+        step.from === 'pending' ? 'order_not_pending' : 'order_not_charged',
+        `Order ${orderId} is ${order.status}, but an in-doubt ${payment.kind} needs it ${step.from}; nothing was changed.`,
       );
     }
     const now = new Date();
     const state: PaymentState = succeeded ? 'succeeded' : 'failed';
     await tx.payments.setOutcome(paymentId, state, outcome, now);
-    const to = succeeded ? rule.succeeded : rule.failed;
+    const to = succeeded ? step.to : null;
     if (to) {
       enter(order, to, now);
       if (to === 'cancelled') order.cancelReason = payment.cancelReason;
