@@ -1,42 +1,17 @@
 import { isDatabaseUnavailable } from '../db/database.js';
+import type { components } from '../generated/order-up.js';
 
-/** Every stable error code order-up can answer with; the HTTP layer maps each to a status in one table. */
-export type ErrorCode =
-  | 'invalid_request'
-  | 'invalid_total'
-  | 'unauthorized'
-  | 'payment_declined'
-  | 'order_not_found'
-  | 'not_found'
-  | 'method_not_allowed'
-  | 'order_exists'
-  | 'order_not_pending'
-  | 'order_fulfilled'
-  | 'order_not_charged'
-  | 'order_cancelled'
-  | 'operation_in_progress'
-  | 'payment_in_doubt'
-  | 'payment_not_found'
-  | 'payment_not_in_doubt'
-  | 'idempotency_key_in_use'
-  | 'idempotency_key_reused'
-  | 'payload_too_large'
-  | 'unsupported_media_type'
-  | 'charge_failed'
-  | 'fulfillment_failed'
-  | 'charge_queue_full'
-  | 'upstream_timeout'
-  | 'not_ready'
-  | 'overloaded'
-  | 'request_timeout'
-  | 'headers_too_large'
-  | 'internal_error';
+/**
+ * Every stable error code order-up can answer with: the spec's ProblemCode, so that a code the spec
+ * does not document fails `tsc`. The HTTP layer maps each to a status in one table (http/problem.ts).
+ */
+export type ErrorCode = components['schemas']['ProblemCode'];
 
-export interface FieldError {
-  /** JSON pointer into the request body (`/lineItems/0/quantity`), or `/query/<name>`, `/path/<name>`. */
-  path: string;
-  message: string;
-}
+/**
+ * One validation failure (the spec's ValidationError): `path` is a JSON pointer into the request
+ * body (`/lineItems/0/quantity`), or `/query/<name>`, `/path/<name>`.
+ */
+export type FieldError = components['schemas']['ValidationError'];
 
 /**
  * An expected failure with a stable code. `detail` is for humans and must never carry secrets,

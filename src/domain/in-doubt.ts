@@ -1,4 +1,5 @@
 import type { PaymentKind, PaymentRecord, PaymentState } from '../db/records.js';
+import type { components } from '../generated/order-up.js';
 import type { DomainContext } from './context.js';
 import { AppError, invalid } from './errors.js';
 import { enter, paymentStep } from './order-state.js';
@@ -117,15 +118,7 @@ function notFound(paymentId: string): AppError {
 }
 
 /** A payment as the internal site sees it (the spec's Payment). Built field by field: no card token. */
-export interface PaymentItem {
-  id: string;
-  orderId: string;
-  kind: PaymentKind;
-  amountCents: number;
-  status: PaymentState;
-  startedAt: string;
-  outcome: string | null;
-}
+export type PaymentItem = components['schemas']['Payment'];
 
 const item = (p: PaymentRecord): PaymentItem => ({
   id: p.id,

@@ -1,33 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import { OrderExists } from '../db/orders-repo.js';
-import type { OrderRecord, PaymentSummary } from '../db/records.js';
+import type { OrderRecord } from '../db/records.js';
+import type { components } from '../generated/order-up.js';
 import type { DomainContext } from './context.js';
 import { answerWith } from './key-answer.js';
 import { AppError, invalid, type FieldError } from './errors.js';
 import { orderCreated, whoOf } from './events.js';
 import type { OrderStatus } from './order-state.js';
 
-export interface NewOrderInput {
-  id?: string;
-  customerEmail: string;
-  lineItems: { description: string; priceCents: number; quantity: number }[];
-}
+// The shapes of an order the API takes and shows are the spec's (src/generated/order-up.ts, from
+// openapi/order-up.yaml); orderView() below builds the one from the stored record (db/records.ts).
 
-/** What every response shows of an order. Built field by field: the card token can never slip in. */
-export interface OrderView {
-  id: string;
-  customerEmail: string;
-  lineItems: { description: string; priceCents: number; quantity: number }[];
-  status: OrderStatus;
-  totalCents: number;
-  createdAt: string;
-  updatedAt: string;
-  chargedAt: string | null;
-  fulfilledAt: string | null;
-  cancelledAt: string | null;
-  cancelReason: string | null;
-  payment: { status: PaymentSummary['status']; chargedCents: number; refundedCents: number; inDoubtSince?: string } | null;
-}
+/** The body of POST /orders (the spec's NewOrder). */
+export type NewOrderInput = components['schemas']['NewOrder'];
+
+/** What every response shows of an order (the spec's Order). Built field by field: the card token can never slip in. */
+export type OrderView = components['schemas']['Order'];
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 

@@ -1,17 +1,10 @@
-import type { EventRecord } from '../db/events-repo.js';
+import type { components } from '../generated/order-up.js';
 import type { DomainContext } from './context.js';
 import { invalid } from './errors.js';
 import { notFound } from './orders.js';
 
 /** One entry of an order's timeline, as the API shows it (the spec's OrderEvent). */
-export interface OrderEventView {
-  seq: number;
-  at: string;
-  type: string;
-  actor: { kind: EventRecord['actor']['kind']; name?: string };
-  requestId: string | null;
-  data: Record<string, unknown>;
-}
+export type OrderEventView = components['schemas']['OrderEvent'];
 
 // The cursor is the sequence of the last event of a page; oldest first, so events added while
 // someone pages come after it and are seen exactly once.

@@ -2,6 +2,7 @@ import type { Response } from 'express';
 import type { ErrorObject } from 'ajv';
 import type { Logger } from 'pino';
 import { AppError, knownError, type ErrorCode, type FieldError } from '../domain/errors.js';
+import type { components } from '../generated/order-up.js';
 
 /** The one table from error code to HTTP status and title. */
 const STATUS: Record<ErrorCode, [number, string]> = {
@@ -38,14 +39,8 @@ const STATUS: Record<ErrorCode, [number, string]> = {
 
 export const PROBLEM_TYPE_BASE = 'https://order-up.example/problems/';
 
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  code: ErrorCode;
-  errors?: FieldError[];
-}
+/** An RFC 9457 problem document (the spec's Problem). */
+export type Problem = components['schemas']['Problem'];
 
 /** A validation answer lists at most this many `errors`; its detail says how many there were. */
 export const MAX_FIELD_ERRORS = 50;
