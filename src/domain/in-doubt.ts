@@ -1,7 +1,8 @@
 import type { PaymentKind, PaymentRecord, PaymentState } from '../db/records.js';
 import type { components } from '../generated/order-up.js';
 import type { DomainContext } from './context.js';
-import { AppError, invalid } from './errors.js';
+import { PAYMENT_CURSOR, UUID } from './cursors.js';
+import { AppError } from './errors.js';
 import { enter, paymentStep } from './order-state.js';
 import { whoOf } from './events.js';
 import { getOrder, type OrderView } from './orders.js';
@@ -41,8 +42,6 @@ function paymentView(p: PaymentRecord): PaymentView {
     outcome: p.outcome,
   };
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Every payment whose outcome is unknown, oldest first. */
 export async function listInDoubtPayments(ctx: DomainContext): Promise<PaymentView[]> {
@@ -130,31 +129,16 @@ const item = (p: PaymentRecord): PaymentItem => ({
   outcome: p.outcome,
 });
 
-const PAYMENT_CURSOR = 'p1.';
-/** A timestamptz as PostgreSQL writes it as text: `2026-11-29 11:50:00.123456+00`. */
-const PG_TIMESTAMP = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?[+-]\d\d(:\d\d)?$/;
-
 /** Payments (of one status, or all), oldest first, a page at a time: what GET /payments shows. */
 export async function listPayments(
   ctx: DomainContext,
   input: { status?: PaymentState; limit?: number; cursor?: string },
 ): Promise<{ payments: PaymentItem[]; nextCursor: string | null }> {
-  let after: [string, string] | undefined;
-  if (input.cursor) {
-    try {
-      const decoded = JSON.parse(Buffer.from(input.cursor.slice(PAYMENT_CURSOR.length), 'base64url').toString('utf8')) as unknown;
-      if (!input.cursor.startsWith(PAYMENT_CURSOR) || !Array.isArray(decoded) || decoded.length !== 2) throw new Error('not ours');
-      const [at, id] = decoded as unknown[];
-      if (typeof at !== 'string' || !PG_TIMESTAMP.test(at) || typeof id !== 'string' || !UUID.test(id)) throw new Error('not ours');
-      after = [at, id];
-    } catch {
-      throw invalid([{ path: '/query/cursor', message: 'is not a cursor this service issued; use nextCursor from a previous page' }]);
-    }
-  }
+  const after = input.cursor ? PAYMENT_CURSOR.decode(input.cursor) : undefined;
   const page = await ctx.db.payments.page({ state: input.status, after, limit: input.limit ?? 100 });
   return {
     payments: page.payments.map(item),
-    nextCursor: page.last ? PAYMENT_CURSOR + Buffer.from(JSON.stringify(page.last), 'utf8').toString('base64url') : null,
+    nextCursor: page.last ? PAYMENT_CURSOR.encode(page.last) : null,
   };
 }
 
