@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from 'commander';
 import type { Config } from '../src/config.js';
 import { AppError } from '../src/domain/errors.js';
+import { safeMessage } from '../src/error-text.js';
 import type { Logger } from '../src/log.js';
 import type { Runtime } from '../src/runtime.js';
 import { findSimulatedUpstreams } from './simulated-upstreams.js';
@@ -72,20 +73,6 @@ export function describeError(e: unknown): { code: string; detail: string } {
     return { code: 'not_ready', detail: 'the database has no order-up tables yet: run "order-up migrate" (or start the server) first' };
   }
   return { code: 'internal_error', detail: safeMessage(e) };
-}
-
-/**
- * Database errors quote the whole statement with its parameters (which could include a card
- * token): keep only the database's own complaint after the statement, first line, bounded.
- */
-export function safeMessage(e: unknown): string {
-  let msg = e instanceof Error ? e.message : String(e);
-  if (/^\s*(select|insert|update|delete|with)\b/i.test(msg)) {
-    const cut = msg.lastIndexOf(' - ');
-    msg = cut >= 0 ? `database error: ${msg.slice(cut + 3)}` : 'database error';
-  }
-  msg = msg.split('\n')[0];
-  return msg.length > 300 ? `${msg.slice(0, 300)}...` : msg;
 }
 
 /** What a bad option value means at a terminal, by the API parameter it fills (`/query/<name>`). */
