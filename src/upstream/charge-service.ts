@@ -3,6 +3,7 @@ import axios, { type AxiosInstance } from 'axios';
 import PQueue from 'p-queue';
 import type { ChargeLock } from './charge-lock.js';
 import { NO_CHARGE_METRICS, type ChargeKind, type ChargeMetrics } from '../metrics.js';
+import { TIMED_OUT, within } from '../timeout.js';
 
 /** What one call to POST /charge came to. */
 export type ChargeOutcome =
@@ -61,7 +62,7 @@ const IDLE_SOCKET_MS = 2000;
 
 // Errors where the request cannot have been delivered: nothing happened upstream.
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ERR_INVALID_URL', 'ERR_BAD_OPTION_VALUE']);
-const TIMED_OUT = new Set(['ECONNABORTED', 'ETIMEDOUT', 'ERR_CANCELED']);
+const TIMEOUT_CODES = new Set(['ECONNABORTED', 'ETIMEDOUT', 'ERR_CANCELED']);
 
 /**
  * The charge service client. The service takes one request at a time, so every charge and refund
@@ -146,13 +147,10 @@ export class ChargeService {
       const started = performance.now();
       const abort = new AbortController();
       const call = this.post(r.body, abort.signal);
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.timeoutMs)));
-      const first = await Promise.race([call, timedOut]);
-      clearTimeout(timer);
+      const first = await within(call, this.timeoutMs);
       this.recentMs = 0.8 * this.recentMs + 0.2 * (performance.now() - started);
-      this.metrics.called(kind, first === 'timeout' ? 'in_doubt' : first.kind);
-      if (first !== 'timeout') {
+      this.metrics.called(kind, first === TIMED_OUT ? 'in_doubt' : first.kind);
+      if (first !== TIMED_OUT) {
         this.metrics.callSeconds(kind, (performance.now() - started) / 1000);
         // The caller has its answer before the lock is handed over: the unlock's round trip (when
         // nothing else waits) is not on the customer's time.
@@ -222,7 +220,7 @@ export class ChargeService {
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
       if (NOT_SENT.has(code)) return { kind: 'failed', reason: `charge service unreachable (${code})` };
-      if (TIMED_OUT.has(code)) return { kind: 'in_doubt', reason: 'timeout' };
+      if (TIMEOUT_CODES.has(code)) return { kind: 'in_doubt', reason: 'timeout' };
       // Reset, hang-up mid-response, anything else after the request may have gone out.
       return { kind: 'in_doubt', reason: 'reset' };
     }
