@@ -99,7 +99,7 @@ export function optionProblem(e: unknown): string | undefined {
  * Prints a failed single operation (JSON on stdout with --json, a line on stderr otherwise) and
  * exits 1; a bad option value the API refused is a usage error (stderr, exit 2), like any other.
  */
-export function fail(cli: Cli, e: unknown, json: boolean | undefined): void {
+function fail(cli: Cli, e: unknown, json: boolean | undefined): void {
   const usage = optionProblem(e);
   if (usage) {
     err(`order-up: ${usage}\n(add --help for usage)`);
@@ -110,6 +110,19 @@ export function fail(cli: Cli, e: unknown, json: boolean | undefined): void {
   if (json) printJson({ error: { code, detail } });
   else err(`order-up: ${code}: ${detail}`);
   cli.setExit(EXIT_FAILED);
+}
+
+/**
+ * The body of a staff command's action: `work` does the command and returns its exit status; a
+ * failure is printed as `fail` prints it (with --json, as JSON). Usage errors found before the work
+ * starts are thrown instead (main.ts: stderr, exit 2).
+ */
+export async function runCommand(cli: Cli, json: boolean | undefined, work: () => Promise<number>): Promise<void> {
+  try {
+    cli.setExit(await work());
+  } catch (e) {
+    fail(cli, e, json);
+  }
 }
 
 export function parseIntIn(name: string, min: number, max: number) {
