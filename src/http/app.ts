@@ -1,9 +1,8 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { OpenAPIBackend, type Operation } from 'openapi-backend';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
 import { AppError } from '../domain/errors.js';
 import type { DomainContext } from '../domain/context.js';
+import { specAjv } from './ajv.js';
 import { sendProblem } from './problem.js';
 import { docsAssetPath, SPEC_PATH } from './assets.js';
 import { handlers, keyedOperations } from './handlers.js';
@@ -19,10 +18,6 @@ import { answerOnce, IDEMPOTENCY_HEADER, takesIdempotencyKey } from './idempoten
 import { sendAnswer } from './respond.js';
 
 export type { HandlerArgs, HttpDeps } from './deps.js';
-
-// ajv-formats is CommonJS with a default export; under nodenext the callable sits on .default.
-type AddFormats = (ajv: Ajv2020) => Ajv2020;
-const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).default ?? addFormatsModule) as unknown as AddFormats;
 
 /**
  * The HTTP API: express, with openapi/order-up.yaml deciding what a request may be. Per request,
@@ -41,11 +36,7 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
     strict: true,
     coerceTypes: true,
     // Keep openapi-backend's options (they switch on type coercion for query and path parameters).
-    customizeAjv: (_original, options) => {
-      const ajv = new Ajv2020({ ...options, strict: false, allErrors: true });
-      addFormats(ajv);
-      return ajv;
-    },
+    customizeAjv: (_original, options) => specAjv(options),
   });
   await api.init();
   const router = new Router(api.getOperations());

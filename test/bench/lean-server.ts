@@ -9,14 +9,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { OpenAPIBackend, type Context } from 'openapi-backend';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
 import { pino } from 'pino';
+import { specAjv } from '../../src/http/ajv.js';
 import { CREATE_ORDER, GET_ORDER, LIST_ORDERS, createOrderValues, type NewOrderBody } from './order-statements.js';
 import { announce, createPool, exitWithParent } from './server-common.js';
-
-type AddFormats = (ajv: Ajv2020) => Ajv2020;
-const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).default ?? addFormatsModule) as unknown as AddFormats;
 
 // Built into dist/test/bench/: the repository root is three levels up.
 const SPEC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../openapi/order-up.yaml');
@@ -35,11 +31,7 @@ const api = new OpenAPIBackend({
   quick: true,
   strict: true,
   coerceTypes: true,
-  customizeAjv: (_original, options) => {
-    const ajv = new Ajv2020({ ...options, strict: false, allErrors: true });
-    addFormats(ajv);
-    return ajv;
-  },
+  customizeAjv: (_original, options) => specAjv(options),
 });
 await api.init();
 // The same fix of the stack as in src/http/app.ts (openapi-backend rebuilds its list of operations
