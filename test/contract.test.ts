@@ -28,7 +28,7 @@ import { FakeChargeService } from './support/fake-charge.js';
 import { FakeFulfillmentService } from './support/fake-fulfillment.js';
 import { startPrism, type RunningPrism } from './support/prism.js';
 import { freshDatabaseUrl } from './support/test-db.js';
-import { addFormats } from '../src/http/ajv.js';
+import { addFormats } from '../src/http/spec.js';
 import { SPEC_PATH } from '../src/http/assets.js';
 import { ChargeService } from '../src/upstream/charge-service.js';
 import { ChargeLock } from '../src/upstream/charge-lock.js';

@@ -11,7 +11,7 @@ import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { newOrder, startTestApp, STAFF_TOKEN, type TestApp } from './support/app.js';
 import { FakeChargeService } from './support/fake-charge.js';
 import { FakeFulfillmentService } from './support/fake-fulfillment.js';
-import { addFormats } from '../src/http/ajv.js';
+import { addFormats } from '../src/http/spec.js';
 import { SPEC_PATH } from '../src/http/assets.js';
 
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : Date.now() % 2 ** 31;

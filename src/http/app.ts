@@ -1,8 +1,8 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { OpenAPIBackend, type Operation } from 'openapi-backend';
+import type { OpenAPIBackend, Operation } from 'openapi-backend';
 import { AppError } from '../domain/errors.js';
 import type { DomainContext } from '../domain/context.js';
-import { specAjv } from './ajv.js';
+import { specBackend } from './spec.js';
 import { sendProblem } from './problem.js';
 import { docsAssetPath, SPEC_PATH } from './assets.js';
 import { handlers, keyedOperations } from './handlers.js';
@@ -29,15 +29,7 @@ export type { HandlerArgs, HttpDeps } from './deps.js';
  * database unreachable or too slow included (503 not_ready).
  */
 export async function createApp(deps: HttpDeps): Promise<express.Express> {
-  const api = new OpenAPIBackend({
-    definition: SPEC_PATH,
-    // The document is OpenAPI 3.1; `redocly lint` checks it, and Ajv2020 enforces 2020-12 keywords.
-    quick: true,
-    strict: true,
-    coerceTypes: true,
-    // Keep openapi-backend's options (they switch on type coercion for query and path parameters).
-    customizeAjv: (_original, options) => specAjv(options),
-  });
+  const api = specBackend(SPEC_PATH);
   await api.init();
   const router = new Router(api.getOperations());
   for (const operation of api.getOperations()) {
