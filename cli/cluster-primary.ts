@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import type { PrimaryMessage, WorkerMessage } from './cluster-worker.js';
+import { shutdownSignal } from './shared.js';
 import { publishSimulatedUpstreams } from './simulated-upstreams.js';
 
 export interface ClusterOptions {
@@ -71,20 +72,10 @@ export async function serveWithWorkers(cfg: Config, log: Logger, opts: ClusterOp
   const pool = new WorkerPool(opts.workers, env, log);
   // From the first fork on, a signal drains the workers instead of killing the primary; the
   // handlers stay installed so that a second Ctrl-C during the drain changes nothing.
-  let signalled!: (signal: string) => void;
-  const stopSignal = new Promise<string>((resolve) => (signalled = resolve));
-  let stopping = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      log.warn({ signal }, 'already shutting down: waiting for every worker to finish its in-flight and queued work');
-      return;
-    }
-    stopping = true;
-    log.info({ signal }, 'shutting down: every worker finishes its in-flight work');
-    signalled(signal);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stopSignal = shutdownSignal(log, {
+    first: 'shutting down: every worker finishes its in-flight work',
+    again: 'already shutting down: waiting for every worker to finish its in-flight and queued work',
+  });
 
   const started = pool.start();
   started.catch(() => undefined); // a failure after a signal is reported by the drain

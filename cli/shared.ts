@@ -53,6 +53,28 @@ export async function withRuntime<T>(cli: Cli, fn: (rt: Runtime) => Promise<T>):
   }
 }
 
+/**
+ * Resolves on the first SIGINT or SIGTERM, logging `say.first`; later ones only log `say.again`.
+ * The handlers stay installed: a second Ctrl-C during the drain must not kill the process with work
+ * in flight (its charges would all become in doubt).
+ */
+export function shutdownSignal(log: Logger, say: { first: string; again: string }): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        log.warn({ signal }, say.again);
+        return;
+      }
+      stopping = true;
+      log.info({ signal }, say.first);
+      resolve(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
 export function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
