@@ -34,7 +34,6 @@ export async function openOrm(databaseUrl: string): Promise<Orm> {
   return MikroORM.init(ormOptions(databaseUrl));
 }
 
-
 /**
  * Applies pending migrations. Two processes starting at once take turns on a session advisory
  * lock held on a connection of its own, so the second finds nothing left to do.

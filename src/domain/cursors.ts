@@ -10,7 +10,7 @@ export interface CursorCodec<T> {
   decode(cursor: string): T;
 }
 
-/** 36 hex digits in the 8-4-4-4-12 groups of a UUID, any version. */
+/** A UUID as text (hex digits in groups of 8-4-4-4-12), any version. */
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const MAX_BIGINT = 9223372036854775807n;
