@@ -6,13 +6,14 @@ BIN := node_modules/.bin
 SPEC := openapi/order-up.yaml
 GENERATED := src/generated/order-up.ts
 
-.PHONY: help install build run test test-unit lint format lint-spec check-generated gen typecheck bench docs mock clean
+.PHONY: help install build run test test-unit test-file lint format lint-spec check-generated gen typecheck bench docs mock clean
 
 help:
 	@echo "make run    - install, build and serve on http://127.0.0.1:8888 (embedded PostgreSQL, simulated upstreams)"
 	@echo "make test   - install and run every check and test (embedded PostgreSQL unless DATABASE_URL is set)"
 	@echo "make lint   - Prettier's check, ESLint (type-aware) and the layer rules (eslint.config.js)"
 	@echo "make format - apply Prettier's formatting and ESLint's automatic fixes"
+	@echo "make test-unit - the unit tests only (test/unit: no database, a few seconds)"
 	@echo "make build  - compile; afterwards 'npx order-up <command>' works"
 	@echo "make bench  - benchmarks: request path against two baselines, charge pipeline (BENCH=request or charge: one)"
 	@echo "make docs   - static, self-contained API reference in docs/index.html (open it in a browser)"
@@ -62,7 +63,12 @@ $(BUILD_STAMP): $(NPM_STAMP) $(BUILD_SOURCES)
 
 build: $(BUILD_STAMP)
 
+# test/unit only: no database, no server (jest.config.js's `unit` project); `make test` runs them too.
 test-unit: install
+	node --experimental-vm-modules node_modules/jest/bin/jest.js --selectProjects unit $(JEST_ARGS)
+
+# Some test files of either project, without the checks: make test-file JEST_ARGS=test/charge.test.ts
+test-file: install
 	node --experimental-vm-modules node_modules/jest/bin/jest.js $(JEST_ARGS)
 
 test: lint lint-spec check-generated typecheck build

@@ -1,3 +1,4 @@
+import pMap from 'p-map';
 import type { OrderStatus } from '../src/domain/order-state.js';
 import { describeError, err, out } from './shared.js';
 
@@ -103,22 +104,19 @@ export async function runBatch(
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   progress.start();
-  let next = 0;
-  const worker = async () => {
-    while (!interrupted && next < ids.length) {
-      const i = next++;
-      let result: ItemResult;
-      try {
-        result = { id: ids[i], ok: true, ...(await work(ids[i])) };
-      } catch (e) {
-        result = { id: ids[i], ok: false, ...describeError(e) };
-      }
-      results[i] = result;
-      progress.finished(result, opts.describe(result));
+  const one = async (id: string, i: number) => {
+    if (interrupted) return; // not started: stays not_attempted
+    let result: ItemResult;
+    try {
+      result = { id, ok: true, ...(await work(id)) };
+    } catch (e) {
+      result = { id, ok: false, ...describeError(e) };
     }
+    results[i] = result;
+    progress.finished(result, opts.describe(result));
   };
   try {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency, ids.length)) }, worker));
+    await pMap(ids, one, { concurrency: Math.max(1, opts.concurrency) });
   } finally {
     process.removeListener('SIGINT', stop);
     process.removeListener('SIGTERM', stop);

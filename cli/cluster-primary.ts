@@ -3,11 +3,11 @@
 // the workers (cli/cluster-worker.ts), replaces those that die, and drains them all on a signal.
 import cluster, { type Worker } from 'node:cluster';
 import net from 'node:net';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import type { PrimaryMessage, WorkerMessage } from './cluster-worker.js';
+import { shutdownSignal } from './shared.js';
 import { publishSimulatedUpstreams } from './simulated-upstreams.js';
 
 export interface ClusterOptions {
@@ -31,11 +31,10 @@ const MAX_RESTART_DELAY_MS = 15_000;
  */
 export async function serveWithWorkers(cfg: Config, log: Logger, opts: ClusterOptions): Promise<void> {
   const { startSimulator } = await import('../src/simulate/upstreams.js');
-  const { startEmbeddedDatabase } = await import('../src/db/embedded/index.js');
-  const { openRuntime } = await import('../src/runtime.js');
+  const { openDatabase, openRuntime } = await import('../src/runtime.js');
 
   let simulator: Awaited<ReturnType<typeof startSimulator>> | undefined;
-  let database: Awaited<ReturnType<typeof startEmbeddedDatabase>> | undefined;
+  let database: Awaited<ReturnType<typeof openDatabase>> | undefined;
   const stopShared = async () => {
     await simulator?.stop().catch(() => undefined);
     await database?.stop().catch(() => undefined);
@@ -55,7 +54,7 @@ export async function serveWithWorkers(cfg: Config, log: Logger, opts: ClusterOp
       env.FULFILLMENT_SERVICE_URL = simulator.url;
     }
     if (!cfg.databaseUrl) {
-      database = await startEmbeddedDatabase({ dataDir: path.resolve(cfg.dataDir), log: (msg: string) => log.info(msg) });
+      database = await openDatabase(cfg, log);
       cfg.databaseUrl = database.url;
       env.DATABASE_URL = database.url;
     }
@@ -73,20 +72,10 @@ export async function serveWithWorkers(cfg: Config, log: Logger, opts: ClusterOp
   const pool = new WorkerPool(opts.workers, env, log);
   // From the first fork on, a signal drains the workers instead of killing the primary; the
   // handlers stay installed so that a second Ctrl-C during the drain changes nothing.
-  let signalled!: (signal: string) => void;
-  const stopSignal = new Promise<string>((resolve) => (signalled = resolve));
-  let stopping = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      log.warn({ signal }, 'already shutting down: waiting for every worker to finish its in-flight and queued work');
-      return;
-    }
-    stopping = true;
-    log.info({ signal }, 'shutting down: every worker finishes its in-flight work');
-    signalled(signal);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stopSignal = shutdownSignal(log, {
+    first: 'shutting down: every worker finishes its in-flight work',
+    again: 'already shutting down: waiting for every worker to finish its in-flight and queued work',
+  });
 
   const started = pool.start();
   started.catch(() => undefined); // a failure after a signal is reported by the drain

@@ -6,7 +6,7 @@ import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { openRuntime, type Runtime } from '../src/runtime.js';
 import { startServer, type RunningServer } from '../src/server.js';
-import { safeMessage } from './shared.js';
+import { safeMessage } from '../src/error-text.js';
 
 /** What a worker tells the primary. */
 export type WorkerMessage = { type: 'ready'; url: string } | { type: 'failed'; message: string };

@@ -7,7 +7,8 @@ import { registerOrderCommands } from './commands/orders.js';
 import { registerPaymentCommands } from './commands/payments.js';
 import { registerServerCommands } from './commands/server.js';
 import { dashIdHint, refuseOptionsAfterSeparator } from './separator.js';
-import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, example, safeMessage, type Cli } from './shared.js';
+import { safeMessage } from '../src/error-text.js';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, example, type Cli } from './shared.js';
 
 export { EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './shared.js';
 

@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from 'commander';
 import type { Config } from '../src/config.js';
 import { AppError } from '../src/domain/errors.js';
+import { safeMessage } from '../src/error-text.js';
 import type { Logger } from '../src/log.js';
 import type { Runtime } from '../src/runtime.js';
 import { findSimulatedUpstreams } from './simulated-upstreams.js';
@@ -52,6 +53,28 @@ export async function withRuntime<T>(cli: Cli, fn: (rt: Runtime) => Promise<T>):
   }
 }
 
+/**
+ * Resolves on the first SIGINT or SIGTERM, logging `say.first`; later ones only log `say.again`.
+ * The handlers stay installed: a second Ctrl-C during the drain must not kill the process with work
+ * in flight (its charges would all become in doubt).
+ */
+export function shutdownSignal(log: Logger, say: { first: string; again: string }): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        log.warn({ signal }, say.again);
+        return;
+      }
+      stopping = true;
+      log.info({ signal }, say.first);
+      resolve(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
 export function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
@@ -72,20 +95,6 @@ export function describeError(e: unknown): { code: string; detail: string } {
     return { code: 'not_ready', detail: 'the database has no order-up tables yet: run "order-up migrate" (or start the server) first' };
   }
   return { code: 'internal_error', detail: safeMessage(e) };
-}
-
-/**
- * Database errors quote the whole statement with its parameters (which could include a card
- * token): keep only the database's own complaint after the statement, first line, bounded.
- */
-export function safeMessage(e: unknown): string {
-  let msg = e instanceof Error ? e.message : String(e);
-  if (/^\s*(select|insert|update|delete|with)\b/i.test(msg)) {
-    const cut = msg.lastIndexOf(' - ');
-    msg = cut >= 0 ? `database error: ${msg.slice(cut + 3)}` : 'database error';
-  }
-  msg = msg.split('\n')[0];
-  return msg.length > 300 ? `${msg.slice(0, 300)}...` : msg;
 }
 
 /** What a bad option value means at a terminal, by the API parameter it fills (`/query/<name>`). */
@@ -112,7 +121,7 @@ export function optionProblem(e: unknown): string | undefined {
  * Prints a failed single operation (JSON on stdout with --json, a line on stderr otherwise) and
  * exits 1; a bad option value the API refused is a usage error (stderr, exit 2), like any other.
  */
-export function fail(cli: Cli, e: unknown, json: boolean | undefined): void {
+function fail(cli: Cli, e: unknown, json: boolean | undefined): void {
   const usage = optionProblem(e);
   if (usage) {
     err(`order-up: ${usage}\n(add --help for usage)`);
@@ -123,6 +132,19 @@ export function fail(cli: Cli, e: unknown, json: boolean | undefined): void {
   if (json) printJson({ error: { code, detail } });
   else err(`order-up: ${code}: ${detail}`);
   cli.setExit(EXIT_FAILED);
+}
+
+/**
+ * The body of a staff command's action: `work` does the command and returns its exit status; a
+ * failure is printed as `fail` prints it (with --json, as JSON). Usage errors found before the work
+ * starts are thrown instead (main.ts: stderr, exit 2).
+ */
+export async function runCommand(cli: Cli, json: boolean | undefined, work: () => Promise<number>): Promise<void> {
+  try {
+    cli.setExit(await work());
+  } catch (e) {
+    fail(cli, e, json);
+  }
 }
 
 export function parseIntIn(name: string, min: number, max: number) {

@@ -1,34 +1,8 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
+import { scrubbed } from './error-text.js';
 
-// A SQL string literal ('...' with '' as the escaped quote).
-const SQL_LITERAL = /'(?:[^']|'')*'/g;
-// The values PostgreSQL quotes in an error's detail: `Key (card_token)=(tok_...) already exists.`
-const KEY_VALUES = /\)=\((?:[^()]|\([^()]*\))*\)/g;
-const SQL_TEXT = /\b(?:insert\s+into|update\s+\S+\s+set|select\s[\s\S]*\sfrom|delete\s+from|values\s*\()/i;
-const DROPPED = new Set(['params', 'parameters', 'bindings', 'values']);
-
-/**
- * Database errors carry the failed statement with its parameters inlined - MikroORM's
- * DriverException message is `insert into "payments" (...) values (..., 'tok_...', ...) - <reason>`
- * - and PostgreSQL's detail quotes key values. Strip the literals so no card token (or any other
- * stored value) reaches a log line through an error; the statement's shape stays for debugging.
- */
-function scrub(value: unknown, depth = 0): unknown {
-  if (typeof value === 'string') {
-    let out = SQL_TEXT.test(value) ? value.replace(SQL_LITERAL, "'?'") : value;
-    out = out.replace(KEY_VALUES, ')=(?)');
-    return out;
-  }
-  if (depth > 5 || value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1));
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    if (!DROPPED.has(k)) out[k] = scrub(v, depth + 1);
-  }
-  return out;
-}
-
-const serializeError = (err: unknown) => scrub(pino.stdSerializers.err(err as Error));
+// Errors can quote SQL with its values: see src/error-text.ts.
+const serializeError = (err: unknown) => scrubbed(pino.stdSerializers.err(err as Error));
 
 /**
  * Structured logs on stderr (stdout stays free for CLI output). Card tokens and credentials are

@@ -1,7 +1,7 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { listen, stopNow } from './listen.js';
 
 // Every metric of one order-up process, on a registry of its own (not prom-client's global one,
 // so several apps in one process - the tests - do not clash). docs/operations.md explains each.
@@ -220,19 +220,6 @@ export async function startMetricsServer(metrics: Metrics, opts: { port: number;
     );
   });
   server.keepAliveTimeout = 5000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-  return {
-    url: `http://${host}:${port}`,
-    port,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  const { port, url } = await listen(server, opts.port, opts.host);
+  return { url, port, stop: () => stopNow(server) };
 }

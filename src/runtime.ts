@@ -32,9 +32,18 @@ export interface Runtime {
 }
 
 /**
- * Connects to DATABASE_URL, or starts (or joins, when another order-up process already runs it)
- * the embedded PostgreSQL under ORDER_UP_DATA_DIR; optionally applies pending migrations; takes
- * this process's lease and recovers the work of processes that are gone.
+ * The database to work on: DATABASE_URL, or else the embedded PostgreSQL under ORDER_UP_DATA_DIR,
+ * started (or joined, when another order-up process already runs it). `stop` lets go of what was started.
+ */
+export async function openDatabase(config: Config, log: Logger): Promise<{ url: string; stop(): Promise<void> }> {
+  if (config.databaseUrl) return { url: config.databaseUrl, stop: async () => {} };
+  const db = await startEmbeddedDatabase({ dataDir: path.resolve(config.dataDir), log: (msg: string) => log.info(msg) });
+  return { url: db.url, stop: () => db.stop() };
+}
+
+/**
+ * Opens the database (openDatabase); optionally applies pending migrations; takes this process's
+ * lease and recovers the work of processes that are gone.
  */
 export async function openRuntime(
   config: Config,
@@ -42,14 +51,7 @@ export async function openRuntime(
   /** `inDoubtRefreshMs`: how often the in-doubt gauge is read while serving (default 15 s; tests make it short). */
   opts: { migrate: boolean; actor?: Actor; inDoubtRefreshMs?: number },
 ): Promise<Runtime> {
-  let databaseUrl = config.databaseUrl;
-  let stopDatabase = async () => {};
-  if (!databaseUrl) {
-    const db = await startEmbeddedDatabase({ dataDir: path.resolve(config.dataDir), log: (msg: string) => log.info(msg) });
-    databaseUrl = db.url;
-    stopDatabase = () => db.stop();
-  }
-  const url = databaseUrl;
+  const { url, stop: stopDatabase } = await openDatabase(config, log);
   let lease: Lease | undefined;
   try {
     if (opts.migrate) {

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Runtime } from './runtime.js';
 import type { HttpLimits } from './config.js';
 import { createApp } from './http/app.js';
+import { listen } from './listen.js';
 import { startMetricsServer, type MetricsServer } from './metrics.js';
 import { problemFor } from './http/problem.js';
 import { AppError, invalid } from './domain/errors.js';
@@ -48,9 +49,8 @@ export async function startServer(rt: Runtime, opts: { port: number; host: strin
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   server.maxConnections = limits.maxConnections;
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket, rt.log));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(listenError(err, opts)));
-    server.listen(opts.port, opts.host, () => resolve());
+  const { url } = await listen(server, opts.port, opts.host).catch((err: NodeJS.ErrnoException) => {
+    throw listenError(err, opts);
   });
   let metricsServer: MetricsServer | undefined;
   if (rt.config.metricsPort !== undefined) {
@@ -65,10 +65,8 @@ export async function startServer(rt: Runtime, opts: { port: number; host: strin
   }
   // The in-doubt gauge is read from the database on a timer while we serve, never per scrape.
   rt.metrics.refreshInDoubt(() => rt.db.payments.countInDoubt(), rt.log);
-  const { port } = server.address() as AddressInfo;
-  const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   return {
-    url: `http://${host}:${port}`,
+    url,
     server,
     metrics: metricsServer && { url: metricsServer.url, port: metricsServer.port },
     stop: async () => {

@@ -23,19 +23,16 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { OpenAPIBackend } from 'openapi-backend';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
 import { call, newOrder, startTestApp, type Reply, type TestApp } from './support/app.js';
 import { FakeChargeService } from './support/fake-charge.js';
 import { FakeFulfillmentService } from './support/fake-fulfillment.js';
 import { startPrism, type RunningPrism } from './support/prism.js';
 import { freshDatabaseUrl } from './support/test-db.js';
+import { addFormats } from '../src/http/spec.js';
 import { SPEC_PATH } from '../src/http/assets.js';
 import { ChargeService } from '../src/upstream/charge-service.js';
 import { ChargeLock } from '../src/upstream/charge-lock.js';
 import { FulfillmentService } from '../src/upstream/fulfillment-service.js';
-
-type AddFormats = (ajv: Ajv2020) => Ajv2020;
-const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).default ?? addFormatsModule) as unknown as AddFormats;
 
 const UPSTREAM_TIMEOUT_MS = 800;
 

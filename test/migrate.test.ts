@@ -4,6 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import pg from 'pg';
+import { MIGRATION_LOCK } from '../src/advisory-locks.js';
 import { migrate, openOrm, type Orm } from '../src/db/orm.js';
 import { migrationsList } from '../src/db/migrations/index.js';
 import { applyMigrations, pendingMigrations } from '../src/db/schema.js';
@@ -12,7 +13,6 @@ import { dropDatabaseUrl, freshDatabaseUrl } from './support/test-db.js';
 const run = promisify(execFile);
 const ROOT = process.cwd();
 const MIGRATIONS = migrationsList.map((m) => m.name);
-const MIGRATION_LOCK = 710_001; // the key src/db/orm.ts serialises migrations on
 
 const made: string[] = [];
 async function freshDb(): Promise<string> {

@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import type { DomainContext } from '../../src/domain/context.js';
 import { runBatch, summaryLine, type BatchResult, type ItemResult } from '../batch.js';
 import { clean, money } from '../format.js';
-import { EXIT_FAILED, EXIT_OK, UsageError, example, fail, out, printJson, withRuntime, type Cli } from '../shared.js';
+import { EXIT_FAILED, EXIT_OK, UsageError, example, out, printJson, runCommand, withRuntime, type Cli } from '../shared.js';
 
 // Orders handled at once in a batch: the fulfillment service takes several requests at a time;
 // refunds wait their turn in the charge queue whatever this number is.
@@ -16,7 +16,8 @@ function failedLine(r: ItemResult): string {
   return `FAILED     ${r.id}  ${r.code}: ${clean(r.detail ?? '')}`;
 }
 
-function finish(cli: Cli, batch: BatchResult, json: boolean | undefined, summary: string): void {
+/** Prints the batch's outcome; its exit status: 0 when every order succeeded, else 1. */
+function finish(batch: BatchResult, json: boolean | undefined, summary: string): number {
   if (json) {
     printJson({
       results: batch.results,
@@ -25,7 +26,7 @@ function finish(cli: Cli, batch: BatchResult, json: boolean | undefined, summary
   } else if (batch.results.length > 1 || batch.notAttempted > 0) {
     out(summary);
   }
-  cli.setExit(batch.succeeded === batch.results.length ? EXIT_OK : EXIT_FAILED);
+  return batch.succeeded === batch.results.length ? EXIT_OK : EXIT_FAILED;
 }
 
 /** Every charged order's ID, paging through the list (collected first: fulfilling changes the list). */
@@ -53,15 +54,14 @@ export function registerBatchCommands(program: Command, cli: Cli): void {
     .action(async (ids: string[], opts: { allCharged?: boolean; json?: boolean }) => {
       if (opts.allCharged && ids.length > 0) throw new UsageError('fulfill takes order IDs or --all-charged, not both');
       if (!opts.allCharged && ids.length === 0) throw new UsageError('fulfill needs at least one order ID, or --all-charged');
-      try {
+      await runCommand(cli, opts.json, async () => {
         const { fulfillOrder } = await import('../../src/domain/fulfill.js');
-        await withRuntime(cli, async (rt) => {
+        return withRuntime(cli, async (rt) => {
           const targets = opts.allCharged ? await allCharged(rt.context()) : unique(ids);
           if (targets.length === 0) {
             if (opts.json) printJson({ results: [], summary: { succeeded: 0, failed: 0, notAttempted: 0 } });
             else out('No charged orders to fulfill.');
-            cli.setExit(EXIT_OK);
-            return;
+            return EXIT_OK;
           }
           const batch = await runBatch(targets, async (id) => ({ status: (await fulfillOrder(rt.context(), id)).order.status }), {
             doing: 'fulfilling',
@@ -69,11 +69,9 @@ export function registerBatchCommands(program: Command, cli: Cli): void {
             concurrency: CONCURRENCY,
             describe: (r) => (r.ok ? `fulfilled  ${r.id}` : failedLine(r)),
           });
-          finish(cli, batch, opts.json, summaryLine(batch, 'fulfilled'));
+          return finish(batch, opts.json, summaryLine(batch, 'fulfilled'));
         });
-      } catch (e) {
-        fail(cli, e, opts.json);
-      }
+      });
     });
 
   program
@@ -89,9 +87,9 @@ export function registerBatchCommands(program: Command, cli: Cli): void {
     .option('--json', 'print {"results": [...], "summary": ...} as JSON (progress goes to stderr)')
     .addHelpText('after', example('order-up cancel 8Jq2x0fN3kQ --reason "Customer asked by phone"', 'order-up cancel 8Jq2x0fN3kQ b3Xr9mT1pZa'))
     .action(async (ids: string[], opts: { reason?: string; json?: boolean }) => {
-      try {
+      await runCommand(cli, opts.json, async () => {
         const { cancelOrder } = await import('../../src/domain/cancel.js');
-        await withRuntime(cli, async (rt) => {
+        return withRuntime(cli, async (rt) => {
           const batch = await runBatch(
             unique(ids),
             async (id) => {
@@ -107,10 +105,8 @@ export function registerBatchCommands(program: Command, cli: Cli): void {
             },
           );
           const refunded = batch.results.reduce((sum, r) => sum + (r.refundedCents ?? 0), 0);
-          finish(cli, batch, opts.json, summaryLine(batch, 'cancelled', refunded ? ` (${money(refunded)} refunded)` : ''));
+          return finish(batch, opts.json, summaryLine(batch, 'cancelled', refunded ? ` (${money(refunded)} refunded)` : ''));
         });
-      } catch (e) {
-        fail(cli, e, opts.json);
-      }
+      });
     });
 }

@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import type { OrderView } from '../../src/domain/orders.js';
 import { ORDER_STATUSES, type OrderStatus } from '../../src/domain/order-state.js';
 import { orderDetail, orderTable, timelineTable } from '../format.js';
-import { EXIT_OK, example, fail, out, parseIntIn, printJson, withRuntime, type Cli } from '../shared.js';
+import { EXIT_OK, example, out, parseIntIn, printJson, runCommand, withRuntime, type Cli } from '../shared.js';
 
 // The domain's page size limit (as on GET /orders); longer lists are fetched page by page.
 const PAGE = 500;
@@ -27,7 +27,7 @@ export function registerOrderCommands(program: Command, cli: Cli): void {
       example('order-up orders list --status pending --limit 20', "order-up orders list --status charged --json | jq -r '.orders[].id'"),
     )
     .action(async (opts: { status?: OrderStatus; limit: number; cursor?: string; json?: boolean }) => {
-      try {
+      await runCommand(cli, opts.json, async () => {
         const { listOrders } = await import('../../src/domain/orders.js');
         const page = await withRuntime(cli, async (rt) => {
           const ctx = rt.context();
@@ -51,10 +51,8 @@ export function registerOrderCommands(program: Command, cli: Cli): void {
           const what = `${page.orders.length} order${page.orders.length === 1 ? '' : 's'}${opts.status ? ` ${opts.status}` : ''}`;
           out(page.nextCursor ? `\n${what} shown; more with: --cursor ${page.nextCursor}` : `\n${what}`);
         }
-        cli.setExit(EXIT_OK);
-      } catch (e) {
-        fail(cli, e, opts.json);
-      }
+        return EXIT_OK;
+      });
     });
 
   orders
@@ -64,7 +62,7 @@ export function registerOrderCommands(program: Command, cli: Cli): void {
     .option('--json', 'print {"order": ..., "events": [...]} as JSON')
     .addHelpText('after', example('order-up orders show 8Jq2x0fN3kQ', 'order-up orders show 8Jq2x0fN3kQ --json'))
     .action(async (id: string, opts: { json?: boolean }) => {
-      try {
+      await runCommand(cli, opts.json, async () => {
         const { getOrder } = await import('../../src/domain/orders.js');
         const { orderEvents } = await import('../../src/domain/timeline.js');
         const { order, events } = await withRuntime(cli, async (rt) => {
@@ -82,9 +80,7 @@ export function registerOrderCommands(program: Command, cli: Cli): void {
         });
         if (opts.json) printJson({ order, events });
         else out(`${orderDetail(order)}\n\n${timelineTable(events)}`);
-        cli.setExit(EXIT_OK);
-      } catch (e) {
-        fail(cli, e, opts.json);
-      }
+        return EXIT_OK;
+      });
     });
 }

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { money, paymentTable } from '../format.js';
-import { EXIT_OK, UsageError, example, fail, out, printJson, withRuntime, type Cli } from '../shared.js';
+import { EXIT_OK, UsageError, example, out, printJson, runCommand, withRuntime, type Cli } from '../shared.js';
 
 /** `payments in-doubt` and `payments resolve`: the in-doubt procedure. */
 export function registerPaymentCommands(program: Command, cli: Cli): void {
@@ -18,7 +18,7 @@ export function registerPaymentCommands(program: Command, cli: Cli): void {
     .option('--json', 'print {"payments": [{paymentId, orderId, kind, amountCents, startedAt, outcome}]} as JSON')
     .addHelpText('after', example('order-up payments in-doubt', "order-up payments in-doubt --json | jq -r '.payments[].paymentId'"))
     .action(async (opts: { json?: boolean }) => {
-      try {
+      await runCommand(cli, opts.json, async () => {
         const { listInDoubtPayments } = await import('../../src/domain/in-doubt.js');
         const list = await withRuntime(cli, (rt) => listInDoubtPayments(rt.context()));
         if (opts.json) {
@@ -32,10 +32,8 @@ export function registerPaymentCommands(program: Command, cli: Cli): void {
               '  order-up payments resolve <PAYMENT> --succeeded   (or --failed)',
           );
         }
-        cli.setExit(EXIT_OK);
-      } catch (e) {
-        fail(cli, e, opts.json);
-      }
+        return EXIT_OK;
+      });
     });
 
   payments
@@ -60,7 +58,7 @@ export function registerPaymentCommands(program: Command, cli: Cli): void {
     )
     .action(async (paymentId: string, opts: { succeeded?: boolean; failed?: boolean; json?: boolean }) => {
       if (!opts.succeeded && !opts.failed) throw new UsageError('payments resolve needs --succeeded or --failed: what did the charge service say?');
-      try {
+      await runCommand(cli, opts.json, async () => {
         const { resolvePayment } = await import('../../src/domain/in-doubt.js');
         const res = await withRuntime(cli, (rt) => resolvePayment(rt.context(), paymentId, opts.succeeded === true));
         if (opts.json) {
@@ -72,9 +70,7 @@ export function registerPaymentCommands(program: Command, cli: Cli): void {
               `Order ${res.order.id} is now ${res.order.status}.`,
           );
         }
-        cli.setExit(EXIT_OK);
-      } catch (e) {
-        fail(cli, e, opts.json);
-      }
+        return EXIT_OK;
+      });
     });
 }

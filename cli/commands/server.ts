@@ -2,7 +2,7 @@ import os from 'node:os';
 import { Option, type Command } from 'commander';
 import type { Logger } from '../../src/log.js';
 import { publishSimulatedUpstreams } from '../simulated-upstreams.js';
-import { EXIT_FAILED, EXIT_OK, UsageError, example, parseIntIn, type Cli } from '../shared.js';
+import { EXIT_FAILED, EXIT_OK, UsageError, example, parseIntIn, shutdownSignal, type Cli } from '../shared.js';
 
 function parsePort(value: string): number {
   const n = Number(value);
@@ -93,21 +93,9 @@ export function registerServerCommands(program: Command, cli: Cli): void {
       if (simulator) lines.push(`simulated charge and fulfillment services: ${simulator.url} (card tokens tok_decline*, tok_fail*, tok_hang*, tok_reset* and line items "fail*" misbehave: docs/frontend-guide.md)`);
       if (cfg.staffTokenGenerated) lines.push(`staff token: ${cfg.staffTokens[0]}`);
       process.stdout.write(lines.join('\n') + '\n');
-      await new Promise<void>((resolve) => {
-        let stopping = false;
-        // The handlers stay installed: a second Ctrl-C during the drain must not kill the process
-        // with charges in flight (they would all become in doubt).
-        const shutdown = (signal: string) => {
-          if (stopping) {
-            log.warn({ signal }, 'already shutting down: waiting for in-flight and queued work to finish');
-            return;
-          }
-          stopping = true;
-          log.info({ signal }, 'shutting down: finishing in-flight work');
-          resolve();
-        };
-        process.on('SIGINT', shutdown);
-        process.on('SIGTERM', shutdown);
+      await shutdownSignal(log, {
+        first: 'shutting down: finishing in-flight work',
+        again: 'already shutting down: waiting for in-flight and queued work to finish',
       });
       await server.stop();
       await rt.close();

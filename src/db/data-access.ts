@@ -1,10 +1,10 @@
+import { LOCK_NS_PROCESS } from '../advisory-locks.js';
 import { ClaimsRepository, recoverOwnerWork } from './claims-repo.js';
 import { Database, type DatabaseOptions } from './database.js';
 import { EventsRepository } from './events-repo.js';
 import { IdempotencyRepository } from './idempotency-repo.js';
 import { OrdersRepository } from './orders-repo.js';
 import { PaymentsRepository } from './payments-repo.js';
-import { LOCK_NS_PROCESS } from './process-lease.js';
 
 /** The repositories, on the pool or on one transaction's connection. */
 export interface Repositories {

@@ -1,6 +1,7 @@
 import { MikroORM } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import pg from 'pg';
+import { MIGRATION_LOCK } from '../advisory-locks.js';
 import { entities } from './entities.js';
 import { migrationsList } from './migrations/index.js';
 
@@ -32,9 +33,6 @@ export function ormOptions(clientUrl: string) {
 export async function openOrm(databaseUrl: string): Promise<Orm> {
   return MikroORM.init(ormOptions(databaseUrl));
 }
-
-// Arbitrary but fixed: the advisory lock key that serialises migrations across processes.
-const MIGRATION_LOCK = 710_001;
 
 /**
  * Applies pending migrations. Two processes starting at once take turns on a session advisory

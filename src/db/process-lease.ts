@@ -1,9 +1,8 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { Logger } from 'pino';
-
-// Advisory lock namespaces (the first of the two int4 keys). Fixed numbers: every process must agree.
-export const LOCK_NS_PROCESS = 7100;
-export const LOCK_NS_CHARGE = 7101;
+import { LOCK_NS_PROCESS } from '../advisory-locks.js';
+import { within } from '../timeout.js';
 
 /** How often the lease connection is pinged, and how long it may stay silent before it is given up. */
 export interface PingTimes {
@@ -77,9 +76,7 @@ export class ProcessLease {
     this.state.released = true;
     clearInterval(this.state.ping);
     // A frozen server never finishes a graceful close: do not let it hold up the process's exit.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.client.end().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, 2000)))]);
-    clearTimeout(timer);
+    await within(this.client.end().catch(() => undefined), 2000);
   }
 }
 
@@ -217,7 +214,7 @@ export class Lease {
 
   private async renew(): Promise<void> {
     for (let delayMs = 200; !this.closed; delayMs = Math.min(delayMs * 2, 5000)) {
-      await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
+      await sleep(delayMs, undefined, { ref: false });
       if (this.closed) return;
       try {
         let fresh: ProcessLease | undefined;

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { OrderRecord } from '../db/records.js';
+import { placeInQueue } from './charge.js';
 import type { DomainContext } from './context.js';
 import { claimOrder, finishClaim, holding } from './exclusive.js';
+import { paymentOf } from './order-state.js';
 import { orderView, type OrderView } from './orders.js';
 import { journalRefund, outcomeError, sendAndSettle } from './payments.js';
 
@@ -16,12 +18,12 @@ export async function cancelOrder(ctx: DomainContext, id: string, reason?: strin
   const { order } = claim;
   const cancelReason = reason ?? null;
   return holding(ctx, claim, async () => {
-    if (order.status === 'pending' || order.totalCents === 0) {
+    if (paymentOf('cancel', order.status) !== 'refund' || order.totalCents === 0) {
       const result = (o: OrderRecord) => ({ refundedCents: 0, order: orderView(o) });
       await finishClaim(ctx, claim, 'cancelled', { cancelReason, eventData: { reason: cancelReason, refundedCents: 0 }, outcome: (o) => ({ result: result(o) }) });
       return result(order);
     }
-    const slot = ctx.services.charge.reserve();
+    const slot = placeInQueue(ctx);
     const paymentId = randomUUID();
     let refund;
     try {

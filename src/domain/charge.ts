@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { OrderRecord } from '../db/records.js';
-import type { QueueSlot } from '../upstream/charge-service.js';
+import type { NoPlace, QueueSlot } from '../upstream/charge-service.js';
 import type { DomainContext } from './context.js';
 import { AppError } from './errors.js';
 import { claimOrder, finishClaim, holding } from './exclusive.js';
@@ -14,15 +14,11 @@ import { outcomeError, sendAndSettle } from './payments.js';
  */
 export async function chargeOrder(ctx: DomainContext, id: string, cardToken: string): Promise<{ chargedCents: number; order: OrderView }> {
   // A place in the queue first: when it is full we refuse before anything is written.
-  let slot: QueueSlot | undefined;
-  let noPlace: AppError | undefined;
-  try {
-    slot = ctx.services.charge.reserve();
-  } catch (err) {
-    // A zero total needs no call, so neither a full queue nor a missing charge service stops it.
-    if (!(err instanceof AppError) || (await totalOf(ctx, id)) !== 0) throw err;
-    noPlace = err;
-  }
+  const place = ctx.services.charge.reserve();
+  const noPlace = place.refused && noPlaceError(place.refused);
+  // A zero total needs no call, so neither a full queue nor a missing charge service stops it.
+  if (noPlace && (await totalOf(ctx, id)) !== 0) throw noPlace;
+  const slot = noPlace ? undefined : place;
   let claim;
   try {
     // Without a place nothing is journaled: the claim alone, for a zero total.
@@ -61,4 +57,19 @@ async function totalOf(ctx: DomainContext, id: string): Promise<number | undefin
   } catch {
     return undefined;
   }
+}
+
+/** What the caller hears when the charge queue has no place: 502 charge_failed, or 503 charge_queue_full with Retry-After. */
+function noPlaceError(refused: NoPlace): AppError {
+  if (refused.reason === 'not_configured') return new AppError('charge_failed', 'No charge service is configured (CHARGE_SERVICE_URL); nothing was sent.');
+  return new AppError('charge_queue_full', 'Too many payments are waiting for the charge service; try again shortly.', {
+    retryAfterSeconds: refused.retryAfterSeconds,
+  });
+}
+
+/** A place in the charge queue (see ChargeService.reserve), or the error that says why there is none. */
+export function placeInQueue(ctx: DomainContext): QueueSlot {
+  const slot = ctx.services.charge.reserve();
+  if (slot.refused) throw noPlaceError(slot.refused);
+  return slot;
 }

@@ -1,40 +1,17 @@
-/** Every stable error code order-up can answer with; the HTTP layer maps each to a status in one table. */
-export type ErrorCode =
-  | 'invalid_request'
-  | 'invalid_total'
-  | 'unauthorized'
-  | 'payment_declined'
-  | 'order_not_found'
-  | 'not_found'
-  | 'method_not_allowed'
-  | 'order_exists'
-  | 'order_not_pending'
-  | 'order_fulfilled'
-  | 'order_not_charged'
-  | 'order_cancelled'
-  | 'operation_in_progress'
-  | 'payment_in_doubt'
-  | 'payment_not_found'
-  | 'payment_not_in_doubt'
-  | 'idempotency_key_in_use'
-  | 'idempotency_key_reused'
-  | 'payload_too_large'
-  | 'unsupported_media_type'
-  | 'charge_failed'
-  | 'fulfillment_failed'
-  | 'charge_queue_full'
-  | 'upstream_timeout'
-  | 'not_ready'
-  | 'overloaded'
-  | 'request_timeout'
-  | 'headers_too_large'
-  | 'internal_error';
+import { isDatabaseUnavailable } from '../db/database.js';
+import type { components } from '../generated/order-up.js';
 
-export interface FieldError {
-  /** JSON pointer into the request body (`/lineItems/0/quantity`), or `/query/<name>`, `/path/<name>`. */
-  path: string;
-  message: string;
-}
+/**
+ * Every stable error code order-up can answer with: the spec's ProblemCode, so that a code the spec
+ * does not document fails `tsc`. The HTTP layer maps each to a status in one table (http/problem.ts).
+ */
+export type ErrorCode = components['schemas']['ProblemCode'];
+
+/**
+ * One validation failure (the spec's ValidationError): `path` is a JSON pointer into the request
+ * body (`/lineItems/0/quantity`), or `/query/<name>`, `/path/<name>`.
+ */
+export type FieldError = components['schemas']['ValidationError'];
 
 /**
  * An expected failure with a stable code. `detail` is for humans and must never carry secrets,
@@ -61,3 +38,24 @@ export const invalid = (errors: FieldError[], detail = 'The request does not mat
  */
 export const reconnecting = (what: string) =>
   new AppError('not_ready', `order-up lost its connection to the database and is reconnecting; ${what}`, { retryAfterSeconds: 1 });
+
+/** Seconds a client waits before retrying when the database is unavailable. */
+const DATABASE_RETRY_AFTER_SECONDS = 2;
+
+/**
+ * The AppError an error stands for: itself, or - for one that is not an AppError but has a known
+ * meaning - the database unreachable, or too slow (a refused or timed-out connection, a connection
+ * broken mid-statement, a statement past its timeout - see db/database.ts), which is `503
+ * not_ready`, never a 500. For a write whose connection broke after it was sent, whether it took
+ * effect is unknown (the spec's NotReady says what a client does about it). Undefined for any other
+ * error.
+ */
+export function knownError(err: unknown): AppError | undefined {
+  if (err instanceof AppError) return err;
+  if (isDatabaseUnavailable(err)) {
+    return new AppError('not_ready', 'The database cannot be reached or did not answer in time. Try again in a moment.', {
+      retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS,
+    });
+  }
+  return undefined;
+}

@@ -1,3 +1,4 @@
+import pMap from 'p-map';
 import type { DomainContext } from './context.js';
 import { AppError, reconnecting } from './errors.js';
 import { claimOrder, finishClaim, holding } from './exclusive.js';
@@ -20,7 +21,7 @@ export async function fulfillOrder(ctx: DomainContext, id: string): Promise<{ or
   return holding(ctx, claim, async () => {
     const items = order.lineItems;
     let leaseLost = false;
-    const results = await mapWithLimit(items, PARALLEL_ITEMS, async (item) => {
+    const results = await pMap(items, async (item) => {
       // Without the lease the order was claimed under, another process may have recovered the
       // order (and, say, cancelled it): no further item is sent.
       if (!ctx.services.lease.holds(claim.owner)) {
@@ -28,7 +29,7 @@ export async function fulfillOrder(ctx: DomainContext, id: string): Promise<{ or
         return { ok: false as const, reason: 'failed' as const, detail: 'not sent' };
       }
       return ctx.services.fulfillment.fulfill({ description: item.description, quantity: item.quantity, orderID: order.id });
-    });
+    }, { concurrency: PARALLEL_ITEMS });
     // On the timeline and in the log after the fact, in line-item order, so a parallel run still
     // reads top to bottom. Items never sent (the lease was lost) are not on the timeline.
     const sent = items.flatMap((item, i) => (leaseLost && !results[i].ok && results[i].detail === 'not sent' ? [] : [fulfillmentItem(item, results[i])]));
@@ -54,18 +55,4 @@ export async function fulfillOrder(ctx: DomainContext, id: string): Promise<{ or
     await finishClaim(ctx, claim, 'fulfilled', { outcome: (o) => ({ result: { order: orderView(o) } }) });
     return { order: orderView(order) };
   });
-}
-
-/** Runs `fn` over `items` with at most `limit` at once; results keep the items' order. */
-async function mapWithLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }

@@ -1,7 +1,9 @@
 import type { PaymentKind, PaymentRecord, PaymentState } from '../db/records.js';
+import type { components } from '../generated/order-up.js';
 import type { DomainContext } from './context.js';
-import { AppError, invalid } from './errors.js';
-import { enter, type OrderStatus } from './order-state.js';
+import { PAYMENT_CURSOR, UUID } from './cursors.js';
+import { AppError } from './errors.js';
+import { enter, paymentStep } from './order-state.js';
 import { whoOf } from './events.js';
 import { getOrder, type OrderView } from './orders.js';
 
@@ -41,18 +43,10 @@ function paymentView(p: PaymentRecord): PaymentView {
   };
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** Every payment whose outcome is unknown, oldest first. */
 export async function listInDoubtPayments(ctx: DomainContext): Promise<PaymentView[]> {
   return (await ctx.db.payments.inDoubt()).map(paymentView);
 }
-
-/** Where the order goes for each confirmed outcome: `null` means it stays where it is. */
-const NEXT_STATUS: Record<PaymentKind, { succeeded: OrderStatus | null; failed: OrderStatus | null; from: OrderStatus }> = {
-  charge: { succeeded: 'charged', failed: null, from: 'pending' },
-  refund: { succeeded: 'cancelled', failed: null, from: 'charged' },
-};
 
 /**
  * Records the outcome staff confirmed with the charge service for an in-doubt payment and moves
@@ -86,18 +80,19 @@ export async function resolvePayment(
     if (order.operation !== null) {
       throw new AppError('operation_in_progress', `Another ${order.operation} of order ${orderId} is under way; try again when it has finished.`);
     }
-    const rule = NEXT_STATUS[payment.kind];
-    if (order.status !== rule.from) {
+    // The life cycle's step that made the payment (domain/order-state.ts): a success takes it, a failure leaves the order.
+    const step = paymentStep(payment.kind);
+    if (order.status !== step.from) {
       // Cannot happen while the journal holds: an in-doubt payment blocks every other operation.
       throw new AppError(
-        rule.from === 'pending' ? 'order_not_pending' : 'order_not_charged',
-        `Order ${orderId} is ${order.status}, but an in-doubt ${payment.kind} needs it ${rule.from}; nothing was changed.`,
+        step.from === 'pending' ? 'order_not_pending' : 'order_not_charged',
+        `Order ${orderId} is ${order.status}, but an in-doubt ${payment.kind} needs it ${step.from}; nothing was changed.`,
       );
     }
     const now = new Date();
     const state: PaymentState = succeeded ? 'succeeded' : 'failed';
     await tx.payments.setOutcome(paymentId, state, outcome, now);
-    const to = succeeded ? rule.succeeded : rule.failed;
+    const to = succeeded ? step.to : null;
     if (to) {
       enter(order, to, now);
       if (to === 'cancelled') order.cancelReason = payment.cancelReason;
@@ -122,15 +117,7 @@ function notFound(paymentId: string): AppError {
 }
 
 /** A payment as the internal site sees it (the spec's Payment). Built field by field: no card token. */
-export interface PaymentItem {
-  id: string;
-  orderId: string;
-  kind: PaymentKind;
-  amountCents: number;
-  status: PaymentState;
-  startedAt: string;
-  outcome: string | null;
-}
+export type PaymentItem = components['schemas']['Payment'];
 
 const item = (p: PaymentRecord): PaymentItem => ({
   id: p.id,
@@ -142,31 +129,16 @@ const item = (p: PaymentRecord): PaymentItem => ({
   outcome: p.outcome,
 });
 
-const PAYMENT_CURSOR = 'p1.';
-/** A timestamptz as PostgreSQL writes it as text: `2026-11-29 11:50:00.123456+00`. */
-const PG_TIMESTAMP = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?[+-]\d\d(:\d\d)?$/;
-
 /** Payments (of one status, or all), oldest first, a page at a time: what GET /payments shows. */
 export async function listPayments(
   ctx: DomainContext,
   input: { status?: PaymentState; limit?: number; cursor?: string },
 ): Promise<{ payments: PaymentItem[]; nextCursor: string | null }> {
-  let after: [string, string] | undefined;
-  if (input.cursor) {
-    try {
-      const decoded = JSON.parse(Buffer.from(input.cursor.slice(PAYMENT_CURSOR.length), 'base64url').toString('utf8')) as unknown;
-      if (!input.cursor.startsWith(PAYMENT_CURSOR) || !Array.isArray(decoded) || decoded.length !== 2) throw new Error('not ours');
-      const [at, id] = decoded as unknown[];
-      if (typeof at !== 'string' || !PG_TIMESTAMP.test(at) || typeof id !== 'string' || !UUID.test(id)) throw new Error('not ours');
-      after = [at, id];
-    } catch {
-      throw invalid([{ path: '/query/cursor', message: 'is not a cursor this service issued; use nextCursor from a previous page' }]);
-    }
-  }
+  const after = input.cursor ? PAYMENT_CURSOR.decode(input.cursor) : undefined;
   const page = await ctx.db.payments.page({ state: input.status, after, limit: input.limit ?? 100 });
   return {
     payments: page.payments.map(item),
-    nextCursor: page.last ? PAYMENT_CURSOR + Buffer.from(JSON.stringify(page.last), 'utf8').toString('base64url') : null,
+    nextCursor: page.last ? PAYMENT_CURSOR.encode(page.last) : null,
   };
 }
 

@@ -1,33 +1,22 @@
 import { randomBytes } from 'node:crypto';
 import { OrderExists } from '../db/orders-repo.js';
-import type { OrderRecord, PaymentSummary } from '../db/records.js';
+import type { OrderRecord } from '../db/records.js';
+import type { components } from '../generated/order-up.js';
 import type { DomainContext } from './context.js';
+import { ORDER_CURSOR } from './cursors.js';
 import { answerWith } from './key-answer.js';
 import { AppError, invalid, type FieldError } from './errors.js';
 import { orderCreated, whoOf } from './events.js';
 import type { OrderStatus } from './order-state.js';
 
-export interface NewOrderInput {
-  id?: string;
-  customerEmail: string;
-  lineItems: { description: string; priceCents: number; quantity: number }[];
-}
+// The shapes of an order the API takes and shows are the spec's (src/generated/order-up.ts, from
+// openapi/order-up.yaml); orderView() below builds the one from the stored record (db/records.ts).
 
-/** What every response shows of an order. Built field by field: the card token can never slip in. */
-export interface OrderView {
-  id: string;
-  customerEmail: string;
-  lineItems: { description: string; priceCents: number; quantity: number }[];
-  status: OrderStatus;
-  totalCents: number;
-  createdAt: string;
-  updatedAt: string;
-  chargedAt: string | null;
-  fulfilledAt: string | null;
-  cancelledAt: string | null;
-  cancelReason: string | null;
-  payment: { status: PaymentSummary['status']; chargedCents: number; refundedCents: number; inDoubtSince?: string } | null;
-}
+/** The body of POST /orders (the spec's NewOrder). */
+export type NewOrderInput = components['schemas']['NewOrder'];
+
+/** What every response shows of an order (the spec's Order). Built field by field: the card token can never slip in. */
+export type OrderView = components['schemas']['Order'];
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
@@ -140,29 +129,11 @@ export interface ListOrdersInput {
   cursor?: string;
 }
 
-// The cursor is the insertion sequence of the last order of a page. Newest first: orders created
-// while someone pages sort before the cursor, so they never shift a page or appear twice.
-const CURSOR_PREFIX = 'o1.';
-const MAX_BIGINT = 9223372036854775807n;
-
-function encodeCursor(seq: string): string {
-  return CURSOR_PREFIX + Buffer.from(seq, 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string): string {
-  const seq = cursor.startsWith(CURSOR_PREFIX) ? Buffer.from(cursor.slice(CURSOR_PREFIX.length), 'base64url').toString('utf8') : '';
-  // 19 digits can exceed PostgreSQL's bigint (a 500 from the database): bound it too.
-  if (!/^[1-9][0-9]{0,18}$/.test(seq) || BigInt(seq) > MAX_BIGINT) {
-    throw invalid([{ path: '/query/cursor', message: 'is not a cursor this service issued; use nextCursor from a previous page' }]);
-  }
-  return seq;
-}
-
 export async function listOrders(ctx: DomainContext, input: ListOrdersInput): Promise<{ orders: OrderView[]; nextCursor: string | null }> {
   const page = await ctx.db.orders.page({
     status: input.status,
-    beforeSeq: input.cursor ? decodeCursor(input.cursor) : undefined,
+    beforeSeq: input.cursor ? ORDER_CURSOR.decode(input.cursor) : undefined,
     limit: input.limit ?? 100,
   });
-  return { orders: page.orders.map(orderView), nextCursor: page.lastSeq ? encodeCursor(page.lastSeq) : null };
+  return { orders: page.orders.map(orderView), nextCursor: page.lastSeq ? ORDER_CURSOR.encode(page.lastSeq) : null };
 }

@@ -1,30 +1,10 @@
-import type { EventRecord } from '../db/events-repo.js';
+import type { components } from '../generated/order-up.js';
 import type { DomainContext } from './context.js';
-import { invalid } from './errors.js';
+import { EVENT_CURSOR } from './cursors.js';
 import { notFound } from './orders.js';
 
 /** One entry of an order's timeline, as the API shows it (the spec's OrderEvent). */
-export interface OrderEventView {
-  seq: number;
-  at: string;
-  type: string;
-  actor: { kind: EventRecord['actor']['kind']; name?: string };
-  requestId: string | null;
-  data: Record<string, unknown>;
-}
-
-// The cursor is the sequence of the last event of a page; oldest first, so events added while
-// someone pages come after it and are seen exactly once.
-const CURSOR_PREFIX = 'e1.';
-const MAX_BIGINT = 9223372036854775807n;
-
-function decodeCursor(cursor: string): string {
-  const seq = cursor.startsWith(CURSOR_PREFIX) ? Buffer.from(cursor.slice(CURSOR_PREFIX.length), 'base64url').toString('utf8') : '';
-  if (!/^[1-9][0-9]{0,18}$/.test(seq) || BigInt(seq) > MAX_BIGINT) {
-    throw invalid([{ path: '/query/cursor', message: 'is not a cursor this service issued; use nextCursor from a previous page' }]);
-  }
-  return seq;
-}
+export type OrderEventView = components['schemas']['OrderEvent'];
 
 /** An order's timeline, oldest first, a page at a time; 404 for an unknown order. */
 export async function orderEvents(
@@ -32,10 +12,10 @@ export async function orderEvents(
   id: string,
   input: { limit?: number; cursor?: string } = {},
 ): Promise<{ events: OrderEventView[]; nextCursor: string | null }> {
-  const after = input.cursor ? decodeCursor(input.cursor) : undefined;
+  const after = input.cursor ? EVENT_CURSOR.decode(input.cursor) : undefined;
   if ((await ctx.db.orders.totalOf(id)) === undefined) throw notFound(id);
   const page = await ctx.db.events.page(id, after, input.limit ?? 100);
   const events = page.events.map((e) => ({ seq: Number(e.seq), at: e.at.toISOString(), type: e.type, actor: e.actor, requestId: e.requestId, data: e.data }));
   const last = page.events[page.events.length - 1];
-  return { events, nextCursor: page.more && last ? CURSOR_PREFIX + Buffer.from(last.seq, 'utf8').toString('base64url') : null };
+  return { events, nextCursor: page.more && last ? EVENT_CURSOR.encode(last.seq) : null };
 }

@@ -1,9 +1,8 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { OpenAPIBackend, type Operation } from 'openapi-backend';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
+import type { OpenAPIBackend, Operation } from 'openapi-backend';
 import { AppError } from '../domain/errors.js';
 import type { DomainContext } from '../domain/context.js';
+import { specBackend } from './spec.js';
 import { sendProblem } from './problem.js';
 import { docsAssetPath, SPEC_PATH } from './assets.js';
 import { handlers, keyedOperations } from './handlers.js';
@@ -20,10 +19,6 @@ import { sendAnswer } from './respond.js';
 
 export type { HandlerArgs, HttpDeps } from './deps.js';
 
-// ajv-formats is CommonJS with a default export; under nodenext the callable sits on .default.
-type AddFormats = (ajv: Ajv2020) => Ajv2020;
-const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).default ?? addFormatsModule) as unknown as AddFormats;
-
 /**
  * The HTTP API: express, with openapi/order-up.yaml deciding what a request may be. Per request,
  * in this order: an id and an access-log line; the intake (the probes go straight on; past the
@@ -34,19 +29,7 @@ const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).de
  * database unreachable or too slow included (503 not_ready).
  */
 export async function createApp(deps: HttpDeps): Promise<express.Express> {
-  const api = new OpenAPIBackend({
-    definition: SPEC_PATH,
-    // The document is OpenAPI 3.1; `redocly lint` checks it, and Ajv2020 enforces 2020-12 keywords.
-    quick: true,
-    strict: true,
-    coerceTypes: true,
-    // Keep openapi-backend's options (they switch on type coercion for query and path parameters).
-    customizeAjv: (_original, options) => {
-      const ajv = new Ajv2020({ ...options, strict: false, allErrors: true });
-      addFormats(ajv);
-      return ajv;
-    },
-  });
+  const api = specBackend(SPEC_PATH);
   await api.init();
   const router = new Router(api.getOperations());
   for (const operation of api.getOperations()) {

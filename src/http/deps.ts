@@ -1,10 +1,18 @@
 import type { Request, Response } from 'express';
-import type { Runtime } from '../runtime.js';
-import type { DomainContext } from '../domain/context.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { DomainContext, Services } from '../domain/context.js';
 import type { Answer } from '../domain/idempotency.js';
 
-/** What the HTTP layer needs of the process. */
-export type HttpDeps = Pick<Runtime, 'db' | 'config' | 'log' | 'context' | 'services' | 'metrics'>;
+/** What the HTTP layer needs of the process (the composition root, src/runtime.ts, hands it its Runtime). */
+export interface HttpDeps {
+  db: DomainContext['db'];
+  config: Config;
+  log: Logger;
+  services: Services;
+  metrics: Metrics;
+}
 
 /** A request as the spec sees it, once routed and validated. */
 export interface ApiRequest {

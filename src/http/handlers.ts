@@ -10,6 +10,7 @@ import { fulfillOrder } from '../domain/fulfill.js';
 import { orderEvents } from '../domain/timeline.js';
 import { listPayments, resolvePaymentItem } from '../domain/in-doubt.js';
 import type { components } from '../generated/order-up.js';
+import { within } from '../timeout.js';
 import { DOCS_HTML, SPEC_PATH } from './assets.js';
 
 // Response bodies are checked against the types generated from the spec: drift fails `tsc`.
@@ -69,11 +70,9 @@ export const handlers: Record<string, Handler> = {
   getReady: async (_r, { deps }) => {
     // Without its lease this process takes no new work (see db/process-lease.ts): not ready either.
     if (!deps.services.lease.held) throw reconnecting('not ready for traffic until it has a new lease.');
-    try {
-      await withTimeout(deps.db.ping(), 2000);
-    } catch {
-      throw new AppError('not_ready', 'The database cannot be reached.', { retryAfterSeconds: 5 });
-    }
+    // Answered within 2 s, or the database counts as unreachable.
+    const answered = await within(deps.db.ping().then(() => true, () => false), 2000);
+    if (answered !== true) throw new AppError('not_ready', 'The database cannot be reached.', { retryAfterSeconds: 5 });
     return { status: 200, body: { status: 'ok' } };
   },
 
@@ -123,13 +122,3 @@ export const handlers: Record<string, Handler> = {
     return { status: 200, body: page satisfies Schemas['OrderPage'] };
   },
 };
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('timeout')), ms);
-    }),
-  ]);
-}

@@ -1,8 +1,8 @@
 import type { Response } from 'express';
 import type { ErrorObject } from 'ajv';
 import type { Logger } from 'pino';
-import { AppError, type ErrorCode, type FieldError } from '../domain/errors.js';
-import { isDatabaseUnavailable } from '../db/database.js';
+import { AppError, knownError, type ErrorCode, type FieldError } from '../domain/errors.js';
+import type { components } from '../generated/order-up.js';
 
 /** The one table from error code to HTTP status and title. */
 const STATUS: Record<ErrorCode, [number, string]> = {
@@ -39,40 +39,14 @@ const STATUS: Record<ErrorCode, [number, string]> = {
 
 export const PROBLEM_TYPE_BASE = 'https://order-up.example/problems/';
 
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  code: ErrorCode;
-  errors?: FieldError[];
-}
+/** An RFC 9457 problem document (the spec's Problem). */
+export type Problem = components['schemas']['Problem'];
 
 /** A validation answer lists at most this many `errors`; its detail says how many there were. */
 export const MAX_FIELD_ERRORS = 50;
 
-/** Seconds a client waits before retrying when the database is unavailable. */
-const DATABASE_RETRY_AFTER_SECONDS = 2;
-
-/**
- * Errors that are not AppErrors but have a known meaning: the database unreachable, or too slow
- * (a refused or timed-out connection, a connection broken mid-statement, a statement past its
- * timeout - see db/database.ts) is `503 not_ready`, never a 500. For a write whose connection
- * broke after it was sent, whether it took effect is unknown (the spec's NotReady says what a
- * client does about it).
- */
-function known(err: unknown): AppError | undefined {
-  if (err instanceof AppError) return err;
-  if (isDatabaseUnavailable(err)) {
-    return new AppError('not_ready', 'The database cannot be reached or did not answer in time. Try again in a moment.', {
-      retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS,
-    });
-  }
-  return undefined;
-}
-
 export function problemFor(err: unknown): { problem: Problem; retryAfterSeconds?: number } {
-  const e = known(err);
+  const e = knownError(err);
   if (e) {
     const [defaultStatus, title] = STATUS[e.code];
     const problem: Problem = {

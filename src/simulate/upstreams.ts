@@ -1,6 +1,6 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { listen, stopNow } from '../listen.js';
 
 export interface SimulatorOptions {
   port?: number;
@@ -105,18 +105,6 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
       res.writeHead(404).end();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    overlaps: () => overlaps,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  const { port } = await listen(server, opts.port ?? 0, opts.host ?? '127.0.0.1');
+  return { url: `http://127.0.0.1:${port}`, overlaps: () => overlaps, stop: () => stopNow(server) };
 }

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { LOCK_NS_CHARGE } from '../db/process-lease.js';
+import { LOCK_NS_CHARGE } from '../advisory-locks.js';
 
 /**
  * The cross-process half of "one /charge in flight": a session advisory lock on a dedicated

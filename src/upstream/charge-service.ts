@@ -1,9 +1,9 @@
 import http from 'node:http';
 import axios, { type AxiosInstance } from 'axios';
 import PQueue from 'p-queue';
-import { AppError } from '../domain/errors.js';
 import type { ChargeLock } from './charge-lock.js';
 import { NO_CHARGE_METRICS, type ChargeKind, type ChargeMetrics } from '../metrics.js';
+import { TIMED_OUT, within } from '../timeout.js';
 
 /** What one call to POST /charge came to. */
 export type ChargeOutcome =
@@ -37,17 +37,32 @@ export type LateAnswer =
    */
   | { answered: false; outcome: ChargeOutcome; afterMs: number; gaveUp: boolean };
 
+/** Why `reserve` found no place: nothing will be sent (the domain says what that means to its caller). */
+export type NoPlace =
+  /** There is no charge service to call (CHARGE_SERVICE_URL is not set). */
+  | { reason: 'not_configured' }
+  /** Too many calls wait already; a place is likely free again after `retryAfterSeconds`. */
+  | { reason: 'queue_full'; retryAfterSeconds: number };
+
 /** A place in the queue, taken before the journal is written so a full queue refuses with nothing written. */
 export interface QueueSlot {
+  /** Set when no place could be had: `send` then calls nothing and answers `failed`, `cancel` does nothing. */
+  readonly refused: NoPlace | undefined;
   send(request: ChargeRequest, options?: SendOptions): Promise<ChargeOutcome>;
   cancel(): void;
+}
+
+/** The answer of `reserve` when there is no place: a slot that never sends. */
+function refusedSlot(refused: NoPlace): QueueSlot {
+  const why = refused.reason === 'not_configured' ? 'no charge service is configured' : 'the charge queue is full';
+  return { refused, send: () => Promise.resolve({ kind: 'failed', reason: `${why}; nothing was sent` }), cancel: () => undefined };
 }
 
 const IDLE_SOCKET_MS = 2000;
 
 // Errors where the request cannot have been delivered: nothing happened upstream.
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ERR_INVALID_URL', 'ERR_BAD_OPTION_VALUE']);
-const TIMED_OUT = new Set(['ECONNABORTED', 'ETIMEDOUT', 'ERR_CANCELED']);
+const TIMEOUT_CODES = new Set(['ECONNABORTED', 'ETIMEDOUT', 'ERR_CANCELED']);
 
 /**
  * The charge service client. The service takes one request at a time, so every charge and refund
@@ -89,19 +104,17 @@ export class ChargeService {
   }
 
   /**
-   * Takes this request's place in the queue now, in arrival order, or refuses with 503
-   * charge_queue_full. The caller journals the payment, then `send`s (or `cancel`s); should the
-   * queue reach the place first, it waits for that - a moment of one database statement.
+   * Takes this request's place in the queue now, in arrival order, or says why there is none
+   * (`refused`: no charge service, or the queue is full). The caller journals the payment, then
+   * `send`s (or `cancel`s); should the queue reach the place first, it waits for that - a moment of
+   * one database statement.
    */
   reserve(): QueueSlot {
-    if (!this.http) throw new AppError('charge_failed', 'No charge service is configured (CHARGE_SERVICE_URL); nothing was sent.');
+    if (!this.http) return refusedSlot({ reason: 'not_configured' });
     // Refused only when this request would have to wait and the waiting room is full.
     const wouldWait = this.queue.pending > 0 || this.queue.size > 0;
     if (wouldWait && this.waiting >= this.maxWaiting) {
-      const seconds = Math.max(1, Math.ceil(((this.waiting + 1) * this.recentMs) / 1000));
-      throw new AppError('charge_queue_full', 'Too many payments are waiting for the charge service; try again shortly.', {
-        retryAfterSeconds: seconds,
-      });
+      return refusedSlot({ reason: 'queue_full', retryAfterSeconds: Math.max(1, Math.ceil(((this.waiting + 1) * this.recentMs) / 1000)) });
     }
     let fill!: (request: { body: ChargeRequest; options: SendOptions } | null) => void;
     const request = new Promise<{ body: ChargeRequest; options: SendOptions } | null>((resolve) => (fill = resolve));
@@ -134,13 +147,10 @@ export class ChargeService {
       const started = performance.now();
       const abort = new AbortController();
       const call = this.post(r.body, abort.signal);
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.timeoutMs)));
-      const first = await Promise.race([call, timedOut]);
-      clearTimeout(timer);
+      const first = await within(call, this.timeoutMs);
       this.recentMs = 0.8 * this.recentMs + 0.2 * (performance.now() - started);
-      this.metrics.called(kind, first === 'timeout' ? 'in_doubt' : first.kind);
-      if (first !== 'timeout') {
+      this.metrics.called(kind, first === TIMED_OUT ? 'in_doubt' : first.kind);
+      if (first !== TIMED_OUT) {
         this.metrics.callSeconds(kind, (performance.now() - started) / 1000);
         // The caller has its answer before the lock is handed over: the unlock's round trip (when
         // nothing else waits) is not on the customer's time.
@@ -173,6 +183,7 @@ export class ChargeService {
     // post() never throws; should anything else, the request may have left: never guess.
     turn.catch(() => answer({ kind: 'in_doubt', reason: 'reset' }));
     return {
+      refused: undefined,
       send: async (body, options = {}) => {
         fill({ body, options });
         const outcome = await answered;
@@ -209,7 +220,7 @@ export class ChargeService {
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
       if (NOT_SENT.has(code)) return { kind: 'failed', reason: `charge service unreachable (${code})` };
-      if (TIMED_OUT.has(code)) return { kind: 'in_doubt', reason: 'timeout' };
+      if (TIMEOUT_CODES.has(code)) return { kind: 'in_doubt', reason: 'timeout' };
       // Reset, hang-up mid-response, anything else after the request may have gone out.
       return { kind: 'in_doubt', reason: 'reset' };
     }

@@ -1,5 +1,5 @@
 // Request-path baseline "lean": order-up's stack without order-up - express 5, openapi-backend
-// routing and validating against openapi/order-up.yaml (configured as src/http/app.ts does), pino
+// routing and validating against openapi/order-up.yaml (configured by src/http/spec.ts, as the app), pino
 // writing one line per request, and one prepared pg statement per operation. What order-up costs
 // beyond this is its own doing (MikroORM, request ids, intake, its checks). Started by
 // request-path.ts; prints `listening on <url>` on stdout. Env: DATABASE_URL, STAFF_TOKEN.
@@ -8,15 +8,11 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { OpenAPIBackend, type Context } from 'openapi-backend';
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
+import type { Context } from 'openapi-backend';
 import { pino } from 'pino';
+import { specBackend } from '../../src/http/spec.js';
 import { CREATE_ORDER, GET_ORDER, LIST_ORDERS, createOrderValues, type NewOrderBody } from './order-statements.js';
 import { announce, createPool, exitWithParent } from './server-common.js';
-
-type AddFormats = (ajv: Ajv2020) => Ajv2020;
-const addFormats = ((addFormatsModule as unknown as { default?: AddFormats }).default ?? addFormatsModule) as unknown as AddFormats;
 
 // Built into dist/test/bench/: the repository root is three levels up.
 const SPEC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../openapi/order-up.yaml');
@@ -30,17 +26,7 @@ async function one(statement: { name: string; text: string }, values: unknown[])
   return rows[0]?.body;
 }
 
-const api = new OpenAPIBackend({
-  definition: SPEC,
-  quick: true,
-  strict: true,
-  coerceTypes: true,
-  customizeAjv: (_original, options) => {
-    const ajv = new Ajv2020({ ...options, strict: false, allErrors: true });
-    addFormats(ajv);
-    return ajv;
-  },
-});
+const api = specBackend(SPEC);
 await api.init();
 // The same fix of the stack as in src/http/app.ts (openapi-backend rebuilds its list of operations
 // twice per request): without it this baseline would pay a cost order-up no longer pays.
