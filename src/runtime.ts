@@ -51,7 +51,9 @@ export async function openRuntime(
   /** `inDoubtRefreshMs`: how often the in-doubt gauge is read while serving (default 15 s; tests make it short). */
   opts: { migrate: boolean; actor?: Actor; inDoubtRefreshMs?: number },
 ): Promise<Runtime> {
-  const { url, stop: stopDatabase } = await openDatabase(config, log);
+  const database = await openDatabase(config, log);
+  const url = database.url;
+  const stopDatabase = () => database.stop();
   let lease: Lease | undefined;
   try {
     if (opts.migrate) {
