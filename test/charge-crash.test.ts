@@ -193,7 +193,7 @@ async function cutLeaseOfOwner(observer: Awaited<ReturnType<typeof startTestApp>
   await db.execute(`select pg_terminate_backend(l.pid) from pg_locks l where l.locktype = 'advisory' and l.classid = 7100 and l.objid = ? and l.granted`, [owner]);
 }
 
-test('when the process loses its lease during a fulfill, then it sends no further item (another process may have cancelled the order meanwhile)', async () => {
+test('when the process loses its lease during a fulfill, then it sends no further item, and the order stays its own until the fulfill ends (its new lease holds the old key too)', async () => {
   const fulfillment = await FakeFulfillmentService.start();
   const databaseUrl = await freshDatabaseUrl('lease_fulfill');
   const server = await startChildServer({ ...childEnv(databaseUrl), FULFILLMENT_SERVICE_URL: fulfillment.url });
@@ -207,10 +207,11 @@ test('when the process loses its lease during a fulfill, then it sends no furthe
     await until(async () => fulfillment.calls.length === 4); // four at once; E waits for a free slot
 
     await cutLeaseOfOwner(observer, id);
-    await until(async () => server.stderr().includes('lost its database lease'));
-    // Another process finds the order abandoned, recovers it and cancels it with a refund.
-    const cancelled = await observer.call('POST', `/orders/${id}/cancel`, { staff: true, body: { reason: 'out of stock' } });
-    expect(cancelled.status).toBe(200);
+    await until(async () => server.stderr().includes('has a new database lease'));
+    // The process lives on and holds its old key again: nobody may take its fulfill for abandoned.
+    const meanwhile = await observer.call('POST', `/orders/${id}/cancel`, { staff: true, body: { reason: 'out of stock' } });
+    expect(meanwhile.status).toBe(409);
+    expect(meanwhile.body.code).toBe('operation_in_progress');
     fulfillment.heal();
     fulfillment.releaseHung();
 
@@ -218,6 +219,10 @@ test('when the process loses its lease during a fulfill, then it sends no furthe
     expect(answer.status).toBe(503);
     expect(answer.body.code).toBe('not_ready');
     expect(fulfillment.calls.map((c) => c.description)).toEqual(['A', 'B', 'C', 'D']); // E never sent
+    expect(await storedOrder(observer, id)).toMatchObject({ status: 'charged', operation: null });
+    // Once the fulfill has let go, the order can be cancelled (and is refunded) as usual.
+    const cancelled = await observer.call('POST', `/orders/${id}/cancel`, { staff: true, body: { reason: 'out of stock' } });
+    expect(cancelled.status).toBe(200);
     expect(await storedOrder(observer, id)).toMatchObject({ status: 'cancelled', operation: null });
   } finally {
     server.child.kill('SIGTERM');
