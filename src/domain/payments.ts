@@ -1,5 +1,6 @@
 import type { PaymentOutcome } from '../db/claims-repo.js';
 import { isDatabaseUnavailable } from '../db/database.js';
+import { TIMED_OUT, within } from '../timeout.js';
 import type { OrderRecord, PaymentKind, PaymentState, PaymentSummary } from '../db/records.js';
 import type { ChargeOutcome, ChargeRequest, LateAnswer, QueueSlot } from '../upstream/charge-service.js';
 import type { DomainContext } from './context.js';
@@ -213,7 +214,8 @@ export async function sendAndSettle(
     },
   });
   recording.then(recorded, recorded);
-  if (!(await settlesWithin(recording, ctx.services.outcomes.waitMs))) {
+  const settled = recording.then(() => true, () => true);
+  if ((await within(settled, ctx.services.outcomes.waitMs)) === TIMED_OUT) {
     // The caller has waited long enough; the write goes on, and the order stays held until it is.
     keepRecording(ctx, claim, recording);
     ctx.log.warn({ orderId: claim.order.id, paymentId: payment.id, kind, outcome: payment.outcome }, 'the database is away: answering before the payment outcome is recorded');
@@ -227,16 +229,6 @@ export async function sendAndSettle(
   return outcome;
 }
 
-/** True when `work` ends (either way) within `ms`. */
-async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([work.then(() => true, () => true), expired]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /**
  * What became of a call already recorded as in doubt by its timeout: the charge service's answer
