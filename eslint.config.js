@@ -33,7 +33,10 @@ import tseslint from 'typescript-eslint';
 // dependency either (http/ may import the Runtime type).
 const layers = [
   { category: 'root', pattern: ['src/runtime.ts', 'src/server.ts'] },
-  { category: 'cli-root', pattern: ['cli/main.ts', 'cli/shared.ts', 'cli/commands/server.ts', 'cli/cluster-primary.ts', 'cli/cluster-worker.ts'] },
+  {
+    category: 'cli-root',
+    pattern: ['cli/main.ts', 'cli/shared.ts', 'cli/commands/server.ts', 'cli/cluster-primary.ts', 'cli/cluster-worker.ts'],
+  },
   { category: 'http', pattern: 'src/http/**' },
   { category: 'cli', pattern: 'cli/**' },
   { category: 'domain', pattern: 'src/domain/**' },

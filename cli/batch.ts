@@ -94,7 +94,12 @@ export async function runBatch(
   work: (id: string) => Promise<Omit<ItemResult, 'id' | 'ok'>>,
   opts: BatchOptions,
 ): Promise<BatchResult> {
-  const results: ItemResult[] = ids.map((id) => ({ id, ok: false, code: 'not_attempted', detail: 'interrupted before this order was started' }));
+  const results: ItemResult[] = ids.map((id) => ({
+    id,
+    ok: false,
+    code: 'not_attempted',
+    detail: 'interrupted before this order was started',
+  }));
   const progress = new Progress(ids.length, opts.doing, opts.json);
   let interrupted = false;
   const stop = (signal: NodeJS.Signals) => {

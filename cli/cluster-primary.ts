@@ -93,7 +93,8 @@ export async function serveWithWorkers(cfg: Config, log: Logger, opts: ClusterOp
   if (url) {
     unpublish = simulator ? publishSimulatedUpstreams(cfg.dataDir, simulator.url) : () => {};
     const lines = [`order-up listening on ${url}`, `docs: ${url}/docs`];
-    if (simulator) lines.push(`simulated charge and fulfillment services: ${simulator.url} (card tokens starting with tok_decline are declined)`);
+    if (simulator)
+      lines.push(`simulated charge and fulfillment services: ${simulator.url} (card tokens starting with tok_decline are declined)`);
     if (cfg.staffTokenGenerated) lines.push(`staff token: ${cfg.staffTokens[0]}`);
     lines.push(`${opts.workers} workers`);
     process.stdout.write(lines.join('\n') + '\n');
@@ -103,7 +104,8 @@ export async function serveWithWorkers(cfg: Config, log: Logger, opts: ClusterOp
   const unclean = await pool.stop();
   unpublish();
   await stopShared();
-  if (unclean.length > 0) throw new Error(`not every worker shut down cleanly (${unclean.join('; ')}): work it had in flight may be in doubt`);
+  if (unclean.length > 0)
+    throw new Error(`not every worker shut down cleanly (${unclean.join('; ')}): work it had in flight may be in doubt`);
 }
 
 interface Slot {
@@ -187,7 +189,8 @@ class WorkerPool {
     const how = signal ? `signal ${signal}` : `exit code ${code}`;
     if (this.state === 'stopping') {
       // One that never listened had no work to lose (it failed to start, or was told to stop first).
-      if ((signal || code !== 0) && slot.readyAt !== undefined) this.unclean.push(`worker ${worker.id} (pid ${worker.process.pid}) ended with ${how}`);
+      if ((signal || code !== 0) && slot.readyAt !== undefined)
+        this.unclean.push(`worker ${worker.id} (pid ${worker.process.pid}) ended with ${how}`);
       if (this.slots.size === 0) this.onDrained?.();
       return;
     }

@@ -60,7 +60,8 @@ export function orderDetail(o: OrderView): string {
   if (o.fulfilledAt) fields.push(['Fulfilled', when(o.fulfilledAt)]);
   if (o.cancelledAt) fields.push(['Cancelled', when(o.cancelledAt)]);
   // A charged order is cancelled only once its whole total was refunded (a zero total needs no refund).
-  if (o.status === 'cancelled' && o.chargedAt && o.totalCents > 0) fields.push(['Refunded', `${money(o.totalCents)} (the whole total, to the card it was charged on)`]);
+  if (o.status === 'cancelled' && o.chargedAt && o.totalCents > 0)
+    fields.push(['Refunded', `${money(o.totalCents)} (the whole total, to the card it was charged on)`]);
   if (o.cancelReason) fields.push(['Reason', o.cancelReason]);
   const width = Math.max(...fields.map(([k]) => k.length));
   const head = fields.map(([k, v]) => `${k.padEnd(width)}  ${clean(v)}`).join('\n');
@@ -69,7 +70,10 @@ export function orderDetail(o: OrderView): string {
     o.lineItems.map((li) => [li.description, money(li.priceCents), String(li.quantity), money(li.priceCents * li.quantity)]),
     ['left', 'right', 'right', 'right'],
   );
-  return `${head}\n\n${items.split('\n').map((l) => `  ${l}`).join('\n')}`;
+  return `${head}\n\n${items
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n')}`;
 }
 
 /** The order's timeline under it: when, who, what, and the amount where money was involved. */
@@ -90,7 +94,10 @@ export function timelineTable(events: OrderEventView[]): string {
     ['left', 'left', 'left', 'right'],
   );
   return `Timeline
-${rows.split('\n').map((l) => `  ${l}`).join('\n')}`;
+${rows
+  .split('\n')
+  .map((l) => `  ${l}`)
+  .join('\n')}`;
 }
 
 export function paymentTable(payments: PaymentView[]): string {

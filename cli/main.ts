@@ -33,7 +33,7 @@ export function buildProgram(config: () => Config, setExit: (code: number) => vo
         'order-up <command> --help',
       ) + '\n\nConfiguration comes from the same environment variables as the server (DATABASE_URL, CHARGE_SERVICE_URL, ...).',
     );
-  program.option('--as <name>', 'who you are on the orders\' timelines (env ORDER_UP_ACTOR, default your OS user)');
+  program.option('--as <name>', "who you are on the orders' timelines (env ORDER_UP_ACTOR, default your OS user)");
   const cli: Cli = { config, setExit, actor: () => actorName(program.opts<{ as?: string }>().as) };
   registerServerCommands(program, cli);
   registerOrderCommands(program, cli);
@@ -46,7 +46,8 @@ export function buildProgram(config: () => Config, setExit: (code: number) => vo
 function actorName(flag: string | undefined): string {
   const given = flag ?? process.env.ORDER_UP_ACTOR;
   if (given !== undefined) {
-    if (!STAFF_NAME.test(given)) throw new UsageError(`--as (or ORDER_UP_ACTOR) must be a name of a-z, 0-9, ".", "_" and "-", got "${given.slice(0, 64)}"`);
+    if (!STAFF_NAME.test(given))
+      throw new UsageError(`--as (or ORDER_UP_ACTOR) must be a name of a-z, 0-9, ".", "_" and "-", got "${given.slice(0, 64)}"`);
     return given;
   }
   let user = 'unknown';
@@ -55,7 +56,11 @@ function actorName(flag: string | undefined): string {
   } catch {
     // no user entry (a container with an arbitrary uid)
   }
-  const fitted = user.toLowerCase().replace(/[^a-z0-9._-]/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 64);
+  const fitted = user
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]/g, '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .slice(0, 64);
   return fitted || 'unknown';
 }
 

@@ -43,7 +43,9 @@ export function findSimulatedUpstreams(dataDir: string): string | undefined {
 function read(file: string): Published | undefined {
   try {
     const value = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<Published>;
-    return typeof value.url === 'string' && /^https?:\/\//.test(value.url) && Number.isInteger(value.pid) ? (value as Published) : undefined;
+    return typeof value.url === 'string' && /^https?:\/\//.test(value.url) && Number.isInteger(value.pid)
+      ? (value as Published)
+      : undefined;
   } catch {
     return undefined;
   }

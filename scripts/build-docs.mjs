@@ -8,7 +8,10 @@ import yaml from 'js-yaml';
 import { docsAssetPath, docsPage, SPEC_PATH } from '../dist/src/http/assets.js';
 
 const out = path.resolve(process.argv[2] ?? 'docs/index.html');
-const html = docsPage({ redoc: { inline: fs.readFileSync(docsAssetPath(), 'utf8') }, spec: { document: yaml.load(fs.readFileSync(SPEC_PATH, 'utf8')) } });
+const html = docsPage({
+  redoc: { inline: fs.readFileSync(docsAssetPath(), 'utf8') },
+  spec: { document: yaml.load(fs.readFileSync(SPEC_PATH, 'utf8')) },
+});
 fs.mkdirSync(path.dirname(out), { recursive: true });
 fs.writeFileSync(out, html);
 process.stdout.write(`wrote ${path.relative(process.cwd(), out)} (${Math.round(html.length / 1024)} KiB): open it in a browser\n`);

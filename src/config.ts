@@ -91,7 +91,10 @@ function staffHolders(entries: string[]): StaffHolder[] {
 }
 
 function list(raw: string | undefined): string[] {
-  return (raw ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  return (raw ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 }
 
 function httpLimits(env: NodeJS.ProcessEnv): HttpLimits {

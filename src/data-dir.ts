@@ -83,7 +83,8 @@ let cachedUser: OsUser | null | undefined;
 function postgresUser(): OsUser | null {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return null;
   if (cachedUser !== undefined) return cachedUser;
-  const id = (flag: string) => Number(execFileSync('id', [flag, PG_USER], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+  const id = (flag: string) =>
+    Number(execFileSync('id', [flag, PG_USER], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
   try {
     cachedUser = { uid: id('-u'), gid: id('-g') };
   } catch {
@@ -106,7 +107,9 @@ function ensureOwnDirectory(dir: string, forProject: string): void {
   }
   const st = fs.lstatSync(dir);
   if (!st.isDirectory() || st.uid !== process.getuid?.()) {
-    throw new Error(`${dir} (the data directory for ${forProject}) exists but is not a directory of yours: remove it, or set ORDER_UP_DATA_DIR`);
+    throw new Error(
+      `${dir} (the data directory for ${forProject}) exists but is not a directory of yours: remove it, or set ORDER_UP_DATA_DIR`,
+    );
   }
   if ((st.mode & 0o755) !== 0o755) fs.chmodSync(dir, (st.mode & 0o7777) | 0o755);
 }

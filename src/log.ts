@@ -17,7 +17,16 @@ export function createLogger(opts: { level?: string; name?: string; destination?
       level: opts.level ?? process.env.LOG_LEVEL ?? 'info',
       serializers: { err: serializeError, error: serializeError },
       redact: {
-        paths: ['cardToken', '*.cardToken', '*.*.cardToken', 'authorization', '*.authorization', 'headers.authorization', 'password', '*.password'],
+        paths: [
+          'cardToken',
+          '*.cardToken',
+          '*.*.cardToken',
+          'authorization',
+          '*.authorization',
+          'headers.authorization',
+          'password',
+          '*.password',
+        ],
         censor: '[redacted]',
       },
     },

@@ -122,15 +122,17 @@ export class Metrics {
     const byOutcome = Object.fromEntries(
       CHARGE_KINDS.map((kind) => [kind, Object.fromEntries(CHARGE_OUTCOMES.map((outcome) => [outcome, calls.labels({ kind, outcome })]))]),
     ) as Record<ChargeKind, Record<ChargeCallOutcome, Counter.Internal>>;
-    const secondsByKind = Object.fromEntries(CHARGE_KINDS.map((kind) => [kind, callSeconds.labels({ kind })])) as Record<ChargeKind, Histogram.Internal<'kind'>>;
+    const secondsByKind = Object.fromEntries(CHARGE_KINDS.map((kind) => [kind, callSeconds.labels({ kind })])) as Record<
+      ChargeKind,
+      Histogram.Internal<'kind'>
+    >;
     for (const kind of CHARGE_KINDS) {
       callSeconds.zero({ kind });
       for (const outcome of CHARGE_OUTCOMES) byOutcome[kind][outcome].inc(0);
     }
-    const fulfillmentByOutcome = Object.fromEntries(FULFILLMENT_OUTCOMES.map((outcome) => [outcome, fulfillmentCalls.labels({ outcome })])) as Record<
-      FulfillmentOutcome,
-      Counter.Internal
-    >;
+    const fulfillmentByOutcome = Object.fromEntries(
+      FULFILLMENT_OUTCOMES.map((outcome) => [outcome, fulfillmentCalls.labels({ outcome })]),
+    ) as Record<FulfillmentOutcome, Counter.Internal>;
     for (const outcome of FULFILLMENT_OUTCOMES) fulfillmentByOutcome[outcome].inc(0);
 
     this.charge = {

@@ -76,7 +76,13 @@ export async function openRuntime(
     activeClaims: new Set(),
     activeKeys: new Map(),
     outcomes: { ...config.outcomes, pending: new Set() },
-    charge: new ChargeService(config.chargeServiceUrl, config.upstreamTimeoutMs, config.chargeQueueMax, new ChargeLock(url), metrics.charge),
+    charge: new ChargeService(
+      config.chargeServiceUrl,
+      config.upstreamTimeoutMs,
+      config.chargeQueueMax,
+      new ChargeLock(url),
+      metrics.charge,
+    ),
     fulfillment: new FulfillmentService(config.fulfillmentServiceUrl, config.upstreamTimeoutMs, metrics.fulfillment),
   };
   const db = new DataAccess(url, { timeoutMs: config.dbTimeoutMs });

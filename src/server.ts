@@ -104,7 +104,10 @@ function clientErrorProblem(err: NodeJS.ErrnoException): AppError {
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return new AppError('request_timeout', 'The request did not arrive in time; nothing was done.');
     default:
-      return invalid([{ path: '', message: 'is not a valid HTTP/1.1 request' }], 'The request could not be parsed as HTTP/1.1; nothing was done.');
+      return invalid(
+        [{ path: '', message: 'is not a valid HTTP/1.1 request' }],
+        'The request could not be parsed as HTTP/1.1; nothing was done.',
+      );
   }
 }
 

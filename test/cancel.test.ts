@@ -50,7 +50,11 @@ describe('cancelling', () => {
     expect(res.body.order).toMatchObject({ status: 'cancelled', cancelReason: 'customer changed their mind' });
     expect(res.body.order.cancelledAt).not.toBeNull();
     expect(fake.calls.length).toBe(before);
-    expect(await storedOrder(app, id)).toMatchObject({ status: 'cancelled', cancel_reason: 'customer changed their mind', operation: null });
+    expect(await storedOrder(app, id)).toMatchObject({
+      status: 'cancelled',
+      cancel_reason: 'customer changed their mind',
+      operation: null,
+    });
   });
 
   test('when a charged order is cancelled, then the stored card is refunded the full total first', async () => {

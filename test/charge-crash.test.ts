@@ -40,7 +40,9 @@ test('when the process dies while the charge service holds its request, then aft
   const id = created.body.order.id as string;
   const before = fake.calls.length;
   fake.next({ hang: true });
-  const answer = call(server.url, 'POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_crash' } }).catch(() => 'connection lost' as const);
+  const answer = call(server.url, 'POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_crash' } }).catch(
+    () => 'connection lost' as const,
+  );
   await fake.received(before + 1);
 
   // A live process's work is not touched by another process starting up.
@@ -157,11 +159,10 @@ test('when the process loses its lease while a charge waits in its queue, then t
 
     // Only the child's lease connection goes: the database stays up, and the child takes a new lease at once.
     const [{ owner }] = await observer.db.execute<{ owner: number }[]>('select owner from payments where order_id = ?', [b]);
-    await observer.db
-      .execute(
-        `select pg_terminate_backend(l.pid) from pg_locks l where l.locktype = 'advisory' and l.classid = 7100 and l.objid = ? and l.granted`,
-        [owner],
-      );
+    await observer.db.execute(
+      `select pg_terminate_backend(l.pid) from pg_locks l where l.locktype = 'advisory' and l.classid = 7100 and l.objid = ? and l.granted`,
+      [owner],
+    );
     await until(async () => server.stderr().includes('lost its database lease'));
     fake.releaseHung();
 
@@ -190,7 +191,10 @@ test('when the process loses its lease while a charge waits in its queue, then t
 async function cutLeaseOfOwner(observer: Awaited<ReturnType<typeof startTestApp>>, orderId: string): Promise<void> {
   const db = observer.db;
   const [{ owner }] = await db.execute<{ owner: number }[]>('select operation_owner as owner from orders where id = ?', [orderId]);
-  await db.execute(`select pg_terminate_backend(l.pid) from pg_locks l where l.locktype = 'advisory' and l.classid = 7100 and l.objid = ? and l.granted`, [owner]);
+  await db.execute(
+    `select pg_terminate_backend(l.pid) from pg_locks l where l.locktype = 'advisory' and l.classid = 7100 and l.objid = ? and l.granted`,
+    [owner],
+  );
 }
 
 test('when the process loses its lease during a fulfill, then it sends no further item, and the order stays its own until the fulfill ends (its new lease holds the old key too)', async () => {
@@ -242,8 +246,12 @@ test('when another process recovers an order while its refund is being journaled
     expect((await call(server.url, 'POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_refund' } })).status).toBe(200);
     const before = fake.calls.length;
     // Journaling a refund takes a second: time for the lease to go and for another process to recover.
-    await db.execute(`create function order_up_test_slow() returns trigger language plpgsql as $$ begin perform pg_sleep(1); return new; end $$`);
-    await db.execute(`create trigger order_up_test_slow before insert on payments for each row when (new.kind = 'refund') execute function order_up_test_slow()`);
+    await db.execute(
+      `create function order_up_test_slow() returns trigger language plpgsql as $$ begin perform pg_sleep(1); return new; end $$`,
+    );
+    await db.execute(
+      `create trigger order_up_test_slow before insert on payments for each row when (new.kind = 'refund') execute function order_up_test_slow()`,
+    );
     const cancelling = call(server.url, 'POST', `/orders/${id}/cancel`, { staff: true, body: { reason: 'first try' } });
     await until(async () => (await storedOrder(observer, id))?.operation === 'cancel');
     await cutLeaseOfOwner(observer, id);
@@ -281,10 +289,9 @@ test('when the lease connection only answers slowly, then the process stops taki
   const server = await startChildServer({ ...childEnv(proxy.urlFor(databaseUrl)), ORDER_UP_LEASE_PING_MS: '200' });
   const observer = await startTestApp({ databaseUrl, chargeUrl: fake.url });
   const leases = async () => {
-    const [row] = await observer.db
-      .execute<{ n: string }[]>(
-        `select count(*) as n from pg_locks l join pg_stat_activity a on a.pid = l.pid where l.locktype = 'advisory' and l.classid = 7100 and l.granted and a.application_name = 'order-up lease'`,
-      );
+    const [row] = await observer.db.execute<{ n: string }[]>(
+      `select count(*) as n from pg_locks l join pg_stat_activity a on a.pid = l.pid where l.locktype = 'advisory' and l.classid = 7100 and l.granted and a.application_name = 'order-up lease'`,
+    );
     return Number(row.n);
   };
   try {

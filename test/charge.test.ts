@@ -20,7 +20,6 @@ afterEach(() => {
   fake.default = { status: 201 };
 });
 
-
 async function until(check: () => Promise<boolean> | boolean): Promise<void> {
   while (!(await check())) await new Promise((r) => setTimeout(r, 10));
 }
@@ -45,7 +44,9 @@ describe('charging a pending order', () => {
     expect(JSON.stringify(res.body)).not.toContain('tok_visa_4242');
     expect(fake.calls.slice(before)).toEqual([{ cardToken: 'tok_visa_4242', amountCents: 3300 }]);
     expect(await storedOrder(app, order.id)).toMatchObject({ status: 'charged', operation: null });
-    expect(await storedPayments(app, order.id)).toMatchObject([{ kind: 'charge', amount_cents: '3300', state: 'succeeded', card_token: 'tok_visa_4242' }]);
+    expect(await storedPayments(app, order.id)).toMatchObject([
+      { kind: 'charge', amount_cents: '3300', state: 'succeeded', card_token: 'tok_visa_4242' },
+    ]);
   });
 
   test('when the total is zero, then the order is charged with no call to the charge service', async () => {
@@ -137,7 +138,13 @@ describe('when the charge service fails', () => {
 
   test('when a charge times out, then the next one is not sent until the service has answered it: one request at the service at a time', async () => {
     const logs = new LogCapture();
-    const own = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: fake.url, env: { UPSTREAM_TIMEOUT_MS: '300' }, logDestination: logs, logLevel: 'warn' });
+    const own = await startTestApp({
+      databaseUrl: app.rt.databaseUrl,
+      chargeUrl: fake.url,
+      env: { UPSTREAM_TIMEOUT_MS: '300' },
+      logDestination: logs,
+      logLevel: 'warn',
+    });
     try {
       const [a, b] = [await pendingOrder(), await pendingOrder()];
       const before = fake.calls.length;
@@ -159,10 +166,15 @@ describe('when the charge service fails', () => {
       expect(fake.maxInFlight).toBe(1);
       // Staff decide, not a late answer - but they see it in the in-doubt list.
       await until(async () => String((await storedPayments(app, a.id))[0].outcome).includes('later'));
-      expect(await storedPayments(app, a.id)).toMatchObject([{ state: 'in_doubt', outcome: 'no answer before the timeout; later: charge service answered 201' }]);
+      expect(await storedPayments(app, a.id)).toMatchObject([
+        { state: 'in_doubt', outcome: 'no answer before the timeout; later: charge service answered 201' },
+      ]);
       expect(await storedOrder(app, a.id)).toMatchObject({ status: 'pending', operation: null });
       await until(async () => logs.text.includes('answered the timed-out charge late'));
-      expect(logs.records().find((r) => String(r.msg).includes('late'))).toMatchObject({ kind: 'charge', lateOutcome: 'charge service answered 201' });
+      expect(logs.records().find((r) => String(r.msg).includes('late'))).toMatchObject({
+        kind: 'charge',
+        lateOutcome: 'charge service answered 201',
+      });
     } finally {
       await own.stop();
     }
@@ -191,7 +203,13 @@ describe('when the charge service fails', () => {
 
   test('when the service never answers a timed-out refund, then the in-doubt note and the log say the extra wait ran out, not that it answered', async () => {
     const logs = new LogCapture();
-    const own = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: fake.url, env: { UPSTREAM_TIMEOUT_MS: '200' }, logDestination: logs, logLevel: 'warn' });
+    const own = await startTestApp({
+      databaseUrl: app.rt.databaseUrl,
+      chargeUrl: fake.url,
+      env: { UPSTREAM_TIMEOUT_MS: '200' },
+      logDestination: logs,
+      logLevel: 'warn',
+    });
     try {
       const order = await pendingOrder();
       expect((await own.call('POST', `/orders/${order.id}/charge`, { body: { cardToken: 'tok_ok' } })).status).toBe(200);
@@ -202,7 +220,10 @@ describe('when the charge service fails', () => {
       const refund = async () => (await storedPayments(app, order.id)).find((p) => p.kind === 'refund')!;
       await until(async () => String((await refund()).outcome).includes('later'));
       // What `order-up payments in-doubt` shows under WHAT HAPPENED.
-      expect(await refund()).toMatchObject({ state: 'in_doubt', outcome: 'no answer before the timeout; later: still no answer after 0.4 s more' });
+      expect(await refund()).toMatchObject({
+        state: 'in_doubt',
+        outcome: 'no answer before the timeout; later: still no answer after 0.4 s more',
+      });
       await until(() => logs.text.includes('lateOutcome'));
       const note = logs.records().find((r) => r.lateOutcome !== undefined)!;
       expect(note).toMatchObject({ kind: 'refund', lateOutcome: 'still no answer after 0.4 s more' });
@@ -216,13 +237,21 @@ describe('when the charge service fails', () => {
 
   test('when the connection of a timed-out charge breaks before any answer, then the note says so, not that the service answered', async () => {
     const logs = new LogCapture();
-    const own = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: fake.url, env: { UPSTREAM_TIMEOUT_MS: '200' }, logDestination: logs, logLevel: 'warn' });
+    const own = await startTestApp({
+      databaseUrl: app.rt.databaseUrl,
+      chargeUrl: fake.url,
+      env: { UPSTREAM_TIMEOUT_MS: '200' },
+      logDestination: logs,
+      logLevel: 'warn',
+    });
     try {
       const order = await pendingOrder();
       fake.next({ reset: true, delayMs: 300 });
       expect((await own.call('POST', `/orders/${order.id}/charge`, { body: { cardToken: 'tok_reset_late' } })).status).toBe(504);
       await until(async () => String((await storedPayments(app, order.id))[0].outcome).includes('later'));
-      expect(await storedPayments(app, order.id)).toMatchObject([{ state: 'in_doubt', outcome: 'no answer before the timeout; later: the connection broke without an answer' }]);
+      expect(await storedPayments(app, order.id)).toMatchObject([
+        { state: 'in_doubt', outcome: 'no answer before the timeout; later: the connection broke without an answer' },
+      ]);
       await until(() => logs.text.includes('lateOutcome'));
       expect(logs.text).not.toContain('answered the timed-out');
     } finally {
@@ -234,8 +263,12 @@ describe('when the charge service fails', () => {
     const order = await pendingOrder();
     const db = app.db;
     // The database refuses to record a success (as an outage would); marking in doubt still works.
-    await db.execute(`create function order_up_test_refuse() returns trigger language plpgsql as $$ begin raise exception 'refused by the test'; end $$`);
-    await db.execute(`create trigger order_up_test_refuse before update on payments for each row when (new.state = 'succeeded') execute function order_up_test_refuse()`);
+    await db.execute(
+      `create function order_up_test_refuse() returns trigger language plpgsql as $$ begin raise exception 'refused by the test'; end $$`,
+    );
+    await db.execute(
+      `create trigger order_up_test_refuse before update on payments for each row when (new.state = 'succeeded') execute function order_up_test_refuse()`,
+    );
     try {
       const before = fake.calls.length;
       const res = await charge(order.id);
@@ -441,8 +474,10 @@ describe('concurrency', () => {
 describe('recovery of orders this process left behind', () => {
   test('when an order was left claimed by this process after a failure, then the next operation recovers it', async () => {
     const order = await pendingOrder();
-    await app.db
-      .execute(`update orders set operation = 'charge', operation_owner = ?, operation_token = gen_random_uuid() where id = ?`, [app.rt.services.processKey, order.id]);
+    await app.db.execute(`update orders set operation = 'charge', operation_owner = ?, operation_token = gen_random_uuid() where id = ?`, [
+      app.rt.services.processKey,
+      order.id,
+    ]);
     const res = await charge(order.id);
     expect(res.status).toBe(200);
     expect(await storedOrder(app, order.id)).toMatchObject({ status: 'charged', operation: null });
@@ -450,12 +485,11 @@ describe('recovery of orders this process left behind', () => {
 
   test('when a payment was left started on an order nobody holds, then it is treated as in doubt and nothing is sent', async () => {
     const order = await pendingOrder();
-    await app.db
-      .execute(
-        `insert into payments (id, order_id, kind, amount_cents, card_token, state, owner, created_at, updated_at)
+    await app.db.execute(
+      `insert into payments (id, order_id, kind, amount_cents, card_token, state, owner, created_at, updated_at)
          values (gen_random_uuid(), ?, 'charge', 3300, 'tok_left', 'started', ?, now(), now())`,
-        [order.id, app.rt.services.processKey],
-      );
+      [order.id, app.rt.services.processKey],
+    );
     const before = fake.calls.length;
     const res = await charge(order.id);
     expect(res.status).toBe(409);
@@ -464,15 +498,26 @@ describe('recovery of orders this process left behind', () => {
     expect(await storedOrder(app, order.id)).toMatchObject({ status: 'pending', operation: null });
   });
 
-  test('when a claim is finished or released with another claim\'s token, then nothing is written', async () => {
+  test("when a claim is finished or released with another claim's token, then nothing is written", async () => {
     const order = await pendingOrder();
     const { processKey } = app.rt.services;
     const current = '00000000-0000-4000-8000-000000000001';
     const stale = '00000000-0000-4000-8000-000000000002';
     const { claims } = app.rt.db;
-    await app.db.execute(`update orders set operation = 'fulfill', operation_owner = ?, operation_token = ? where id = ?`, [processKey, current, order.id]);
+    await app.db.execute(`update orders set operation = 'fulfill', operation_owner = ?, operation_token = ? where id = ?`, [
+      processKey,
+      current,
+      order.id,
+    ]);
     await claims.abandon({ id: order.id, token: stale, owner: processKey, state: 'in_doubt', outcome: 'x', who: { kind: 'system' } });
-    const change = { status: 'cancelled' as const, updatedAt: new Date(), chargedAt: null, fulfilledAt: null, cancelledAt: new Date(), cancelReason: null };
+    const change = {
+      status: 'cancelled' as const,
+      updatedAt: new Date(),
+      chargedAt: null,
+      fulfilledAt: null,
+      cancelledAt: new Date(),
+      cancelReason: null,
+    };
     expect(await claims.finish({ id: order.id, token: stale, change })).toBe(false);
     expect(await storedOrder(app, order.id)).toMatchObject({ status: 'pending', operation: 'fulfill' });
     expect(await claims.finish({ id: order.id, token: current })).toBe(true);

@@ -222,7 +222,14 @@ describe('serve', () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'order-up-latency-'));
     const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--simulate-upstreams', '--simulate-latency', '700'], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATABASE_URL: databaseUrl, ORDER_UP_DATA_DIR: dataDir, ORDER_UP_STAFF_TOKENS: 'staff', LOG_LEVEL: 'warn' },
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        DATABASE_URL: databaseUrl,
+        ORDER_UP_DATA_DIR: dataDir,
+        ORDER_UP_STAFF_TOKENS: 'staff',
+        LOG_LEVEL: 'warn',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -237,9 +244,15 @@ describe('serve', () => {
         void exited.then((code) => reject(new Error(`serve exited (${code}) before listening`)));
       });
       expect(banner).toMatch(/tok_decline\*, tok_fail\*, tok_hang\*, tok_reset\*/);
-      const created = (await (await fetch(`${url}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(newOrder()) })).json()) as { order: { id: string } };
+      const created = (await (
+        await fetch(`${url}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(newOrder()) })
+      ).json()) as { order: { id: string } };
       const started = performance.now();
-      const charged = await fetch(`${url}/orders/${created.order.id}/charge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ cardToken: 'tok_slow_ok' }) });
+      const charged = await fetch(`${url}/orders/${created.order.id}/charge`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ cardToken: 'tok_slow_ok' }),
+      });
       expect(charged.status).toBe(200);
       expect(performance.now() - started).toBeGreaterThanOrEqual(690);
     } finally {
@@ -249,7 +262,7 @@ describe('serve', () => {
     }
   });
 
-  test('when serve cannot start (its port is taken), then it exits 1 at once saying which port and how to pick another, and leaves a running server\'s simulator published', async () => {
+  test("when serve cannot start (its port is taken), then it exits 1 at once saying which port and how to pick another, and leaves a running server's simulator published", async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'order-up-serve-'));
     const published = path.join(dataDir, 'simulated-upstreams.json');
     // As `make run` leaves it: the simulator of a live serve (this test's own process stands in for it).
@@ -259,7 +272,10 @@ describe('serve', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     try {
       const port = (taken.address() as net.AddressInfo).port;
-      const run = await cli(['serve', '--port', String(port), '--simulate-upstreams'], { ORDER_UP_DATA_DIR: dataDir, ORDER_UP_STAFF_TOKENS: 'staff' });
+      const run = await cli(['serve', '--port', String(port), '--simulate-upstreams'], {
+        ORDER_UP_DATA_DIR: dataDir,
+        ORDER_UP_STAFF_TOKENS: 'staff',
+      });
       expect(run.code).toBe(1); // not killed by the helper's 20 s timer: it did not hang
       // Which port, and how to pick another.
       expect(run.stderr).toContain(`port ${port} on 127.0.0.1 is already in use (EADDRINUSE)`);
@@ -286,7 +302,12 @@ describe('orders list and show', () => {
 
     const json = await cli(['orders', 'show', order.id, '--json']);
     expect(json.code).toBe(0);
-    expect(JSON.parse(json.stdout).order).toMatchObject({ id: order.id, status: 'charged', totalCents: 3300, lineItems: [{ description: 'Tea' }, { description: 'Mug' }] });
+    expect(JSON.parse(json.stdout).order).toMatchObject({
+      id: order.id,
+      status: 'charged',
+      totalCents: 3300,
+      lineItems: [{ description: 'Tea' }, { description: 'Mug' }],
+    });
 
     const missing = await cli(['orders', 'show', 'no-such-order']);
     expect(missing.code).toBe(1);
@@ -322,14 +343,19 @@ describe('orders list and show', () => {
     expect(page.orders).toHaveLength(1);
     expect(page.orders[0].id).toBe(b.id); // newest first
     expect(typeof page.nextCursor).toBe('string');
-    const next = JSON.parse((await cli(['orders', 'list', '--status', 'pending', '--limit', '1', '--cursor', page.nextCursor, '--json'])).stdout);
+    const next = JSON.parse(
+      (await cli(['orders', 'list', '--status', 'pending', '--limit', '1', '--cursor', page.nextCursor, '--json'])).stdout,
+    );
     expect(next.orders[0].id).toBe(a.id);
   });
 });
 
 describe('orders list --cursor', () => {
   test('when the cursor is not one the service issued, then a usage error names --cursor and what to use instead (exit 2), with or without --json', async () => {
-    for (const args of [['orders', 'list', '--cursor', 'garbage'], ['orders', 'list', '--cursor', 'garbage', '--json']]) {
+    for (const args of [
+      ['orders', 'list', '--cursor', 'garbage'],
+      ['orders', 'list', '--cursor', 'garbage', '--json'],
+    ]) {
       const run = await cli(args);
       expect({ args, code: run.code, stdout: run.stdout }).toEqual({ args, code: 2, stdout: '' });
       expect(run.stderr).toContain('--cursor is not a cursor this service issued; use the nextCursor of a previous page');
@@ -519,7 +545,10 @@ describe('payments in doubt', () => {
     expect(r2.stdout).toContain(`Order ${chargeNo.id} is now pending.`);
     const r3 = await cli(['payments', 'resolve', String(byOrder.get(refundOk.id)!.paymentId), '--succeeded', '--json']);
     expect(r3.code).toBe(0);
-    expect(JSON.parse(r3.stdout)).toMatchObject({ payment: { kind: 'refund', state: 'succeeded' }, order: { id: refundOk.id, status: 'cancelled' } });
+    expect(JSON.parse(r3.stdout)).toMatchObject({
+      payment: { kind: 'refund', state: 'succeeded' },
+      order: { id: refundOk.id, status: 'cancelled' },
+    });
     const r4 = await resolve(refundNo.id, '--failed');
     expect(r4.code).toBe(0);
     expect(r4.stdout).toContain(`Order ${refundNo.id} is now charged.`);

@@ -137,7 +137,8 @@ function expectAnswer(r: Reply, status: number, code?: string): void {
 
 function problemShape(r: Reply, code?: string): string[] {
   const out: string[] = [];
-  if (!/^application\/problem\+json\b/.test(r.headers.get('content-type') ?? '')) out.push(`content-type is ${r.headers.get('content-type')}`);
+  if (!/^application\/problem\+json\b/.test(r.headers.get('content-type') ?? ''))
+    out.push(`content-type is ${r.headers.get('content-type')}`);
   if (!validateProblem(r.body)) out.push(`not a Problem: ${JSON.stringify(validateProblem.errors)}`);
   const body = r.body as { code?: string; status?: number; type?: string };
   if (code !== undefined && body?.code !== code) out.push(`expected code ${code}`);
@@ -174,11 +175,26 @@ async function chargedOrder(overrides: Record<string, unknown> = {}): Promise<st
  */
 async function startWrongServer(): Promise<http.Server> {
   const order = {
-    id: 'x', customerEmail: 'a@b', lineItems: [{ description: 'Tea', priceCents: 1, quantity: 1 }], status: 'pending', totalCents: 1,
-    createdAt: '2026-11-25T10:00:00.000Z', updatedAt: '2026-11-25T10:00:00.000Z', chargedAt: null, fulfilledAt: null, cancelledAt: null, cancelReason: null,
+    id: 'x',
+    customerEmail: 'a@b',
+    lineItems: [{ description: 'Tea', priceCents: 1, quantity: 1 }],
+    status: 'pending',
+    totalCents: 1,
+    createdAt: '2026-11-25T10:00:00.000Z',
+    updatedAt: '2026-11-25T10:00:00.000Z',
+    chargedAt: null,
+    fulfilledAt: null,
+    cancelledAt: null,
+    cancelReason: null,
     payment: null,
   };
-  const problem = { type: 'https://order-up.example/problems/order_not_found', title: 'Order not found', status: 404, detail: 'none', code: 'order_not_found' };
+  const problem = {
+    type: 'https://order-up.example/problems/order_not_found',
+    title: 'Order not found',
+    status: 404,
+    detail: 'none',
+    code: 'order_not_found',
+  };
   const answers: Record<string, [number, Record<string, string>, unknown]> = {
     fine: [200, { 'x-request-id': 'r1', 'content-type': 'application/json' }, { order }],
     'missing-field': [200, { 'x-request-id': 'r1', 'content-type': 'application/json' }, { order: { ...order, totalCents: undefined } }],
@@ -219,7 +235,12 @@ describe('the harness', () => {
       }
       // Prism catches all but a wrong content type (it does not flag application/json where only
       // application/problem+json is documented); expectAnswer's own check catches that one.
-      expect({ what, error }).toEqual({ what, error: expect.stringMatching(what === 'problem-as-json' ? /^content-type is application\/json/ : /Prism reported contract violations/) });
+      expect({ what, error }).toEqual({
+        what,
+        error: expect.stringMatching(
+          what === 'problem-as-json' ? /^content-type is application\/json/ : /Prism reported contract violations/,
+        ),
+      });
     }
   });
 });
@@ -275,7 +296,11 @@ describe('(a) the app behind a validating Prism proxy', () => {
 
     test('the largest order the spec allows is created, charged and listed', async () => {
       const email = `${'a'.repeat(240)}@example.com`.slice(-254);
-      const lineItems = Array.from({ length: 100 }, (_, i) => ({ description: `${i} ${'é'.repeat(195)}`.slice(0, 200), priceCents: 100000000, quantity: 10000 }));
+      const lineItems = Array.from({ length: 100 }, (_, i) => ({
+        description: `${i} ${'é'.repeat(195)}`.slice(0, 200),
+        priceCents: 100000000,
+        quantity: 10000,
+      }));
       const created = await send('POST', '/orders', { body: { id: 'x'.repeat(64), customerEmail: email, lineItems } });
       expectAnswer(created, 201);
       expect(created.body.order.totalCents).toBe(100 * 100000000 * 10000);
@@ -286,7 +311,12 @@ describe('(a) the app behind a validating Prism proxy', () => {
     });
 
     test('a zero total is charged without a charge call', async () => {
-      const id = await createdOrder({ lineItems: [{ description: 'Gift', priceCents: 500, quantity: 1 }, { description: 'Voucher', priceCents: -500, quantity: 1 }] });
+      const id = await createdOrder({
+        lineItems: [
+          { description: 'Gift', priceCents: 500, quantity: 1 },
+          { description: 'Voucher', priceCents: -500, quantity: 1 },
+        ],
+      });
       const calls = charge.calls.length;
       const charged = await send('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_visa' } });
       expectAnswer(charged, 200);
@@ -318,7 +348,9 @@ describe('(a) the app behind a validating Prism proxy', () => {
       expect(first.body.orders).toHaveLength(2);
       expect(first.body.orders.map((o: { id: string }) => o.id)).toEqual([ids[2], ids[1]]);
       expect(typeof first.body.nextCursor).toBe('string');
-      const second = await send('GET', `/orders?status=pending&limit=2&cursor=${encodeURIComponent(first.body.nextCursor)}`, { staff: true });
+      const second = await send('GET', `/orders?status=pending&limit=2&cursor=${encodeURIComponent(first.body.nextCursor)}`, {
+        staff: true,
+      });
       expectAnswer(second, 200);
       expect(second.body.orders[0].id).toBe(ids[0]);
 
@@ -338,7 +370,12 @@ describe('(a) the app behind a validating Prism proxy', () => {
       const id = await createdOrder();
       const cases: [string, string, CallOpts, string][] = [
         ['POST', '/orders', { body: newOrder({ customerEmail: 'not an email' }) }, '/customerEmail'],
-        ['POST', '/orders', { body: newOrder({ lineItems: [{ description: 'Tea', priceCents: 100, quantity: 0 }] }) }, '/lineItems/0/quantity'],
+        [
+          'POST',
+          '/orders',
+          { body: newOrder({ lineItems: [{ description: 'Tea', priceCents: 100, quantity: 0 }] }) },
+          '/lineItems/0/quantity',
+        ],
         ['POST', '/orders', { body: newOrder({ lineItems: [] }) }, '/lineItems'],
         ['POST', '/orders', { body: newOrder({ coupon: 'FREE' }) }, '/coupon'],
         ['POST', '/orders', { body: { lineItems: newOrder().lineItems } }, '/customerEmail'],
@@ -372,7 +409,12 @@ describe('(a) the app behind a validating Prism proxy', () => {
 
     test('400 invalid_request for what the spec cannot express as a schema: duplicate descriptions, malformed cursor, unknown query parameter', async () => {
       const dup = await send('POST', '/orders', {
-        body: newOrder({ lineItems: [{ description: 'Tea', priceCents: 1, quantity: 1 }, { description: 'Tea', priceCents: 2, quantity: 1 }] }),
+        body: newOrder({
+          lineItems: [
+            { description: 'Tea', priceCents: 1, quantity: 1 },
+            { description: 'Tea', priceCents: 2, quantity: 1 },
+          ],
+        }),
       });
       expectAnswer(dup, 400, 'invalid_request');
       expect(dup.body.errors).toEqual([expect.objectContaining({ path: '/lineItems/1/description' })]);
@@ -395,13 +437,20 @@ describe('(a) the app behind a validating Prism proxy', () => {
 
     test('400 invalid_total', async () => {
       const r = await send('POST', '/orders', {
-        body: newOrder({ lineItems: [{ description: 'Tea', priceCents: 100, quantity: 1 }, { description: 'Discount', priceCents: -500, quantity: 1 }] }),
+        body: newOrder({
+          lineItems: [
+            { description: 'Tea', priceCents: 100, quantity: 1 },
+            { description: 'Discount', priceCents: -500, quantity: 1 },
+          ],
+        }),
       });
       expectAnswer(r, 400, 'invalid_total');
     });
 
     test('413 payload_too_large and 415 unsupported_media_type', async () => {
-      const big = newOrder({ lineItems: Array.from({ length: 5000 }, (_, i) => ({ description: `item ${i} ${'x'.repeat(200)}`, priceCents: 1, quantity: 1 })) });
+      const big = newOrder({
+        lineItems: Array.from({ length: 5000 }, (_, i) => ({ description: `item ${i} ${'x'.repeat(200)}`, priceCents: 1, quantity: 1 })),
+      });
       const tooLarge = await sendInvalid('POST', '/orders', { body: big });
       expectAnswer(tooLarge, 413, 'payload_too_large');
 
@@ -429,7 +478,11 @@ describe('(a) the app behind a validating Prism proxy', () => {
         expect(none.headers.get('www-authenticate')).toMatch(/^Bearer/);
       }
       // The token is checked first: an invalid request without a valid token is still a 401.
-      expectAnswer(await sendInvalid('POST', `/orders/${id}/cancel`, { headers: wrong, body: { reason: 7, extra: true } }), 401, 'unauthorized');
+      expectAnswer(
+        await sendInvalid('POST', `/orders/${id}/cancel`, { headers: wrong, body: { reason: 7, extra: true } }),
+        401,
+        'unauthorized',
+      );
       expectAnswer(await sendInvalid('POST', `/orders/${uniqueId('missing')}/fulfill`, { headers: wrong }), 401, 'unauthorized');
       expect((await send('GET', `/orders/${id}`)).body.order.status).toBe('pending');
     });
@@ -582,9 +635,16 @@ describe('(a2) Idempotency-Key through the validating proxy', () => {
     expectAnswer(replay, 200);
     expect(replay.headers.get('idempotent-replayed')).toBe('true');
     expect(replay.body).toEqual(answered.body);
-    expectAnswer(await send('POST', `/orders/${other}/charge`, { body: { cardToken: 'tok_visa' }, headers }), 422, 'idempotency_key_reused');
+    expectAnswer(
+      await send('POST', `/orders/${other}/charge`, { body: { cardToken: 'tok_visa' }, headers }),
+      422,
+      'idempotency_key_reused',
+    );
     expect(charge.calls.length).toBe(before + 1);
-    const malformed = await sendInvalid('POST', `/orders/${other}/charge`, { body: { cardToken: 'tok_visa' }, headers: { 'idempotency-key': 'has space' } });
+    const malformed = await sendInvalid('POST', `/orders/${other}/charge`, {
+      body: { cardToken: 'tok_visa' },
+      headers: { 'idempotency-key': 'has space' },
+    });
     expectAnswer(malformed, 400, 'invalid_request');
     expect(malformed.body.errors).toEqual([expect.objectContaining({ path: '/header/Idempotency-Key' })]);
   });
@@ -592,11 +652,17 @@ describe('(a2) Idempotency-Key through the validating proxy', () => {
   test('the Prism mock of the spec serves both codes and the replay header', async () => {
     const mock = await prism(['mock', 'openapi/order-up.yaml']);
     const headers = { 'idempotency-key': 'k-1' };
-    const inUse = await call(mock.url, 'POST', '/orders/abc/charge', { body: { cardToken: 'tok_visa' }, headers: { ...headers, prefer: 'code=409, example=idempotency_key_in_use' } });
+    const inUse = await call(mock.url, 'POST', '/orders/abc/charge', {
+      body: { cardToken: 'tok_visa' },
+      headers: { ...headers, prefer: 'code=409, example=idempotency_key_in_use' },
+    });
     expect([inUse.status, inUse.body.code]).toEqual([409, 'idempotency_key_in_use']);
     const reused = await call(mock.url, 'POST', '/orders', { body: newOrder(), headers: { ...headers, prefer: 'code=422' } });
     expect([reused.status, reused.body.code]).toEqual([422, 'idempotency_key_reused']);
-    const ok = await call(mock.url, 'POST', '/orders/abc/charge', { body: { cardToken: 'tok_visa' }, headers: { ...headers, prefer: 'code=200' } });
+    const ok = await call(mock.url, 'POST', '/orders/abc/charge', {
+      body: { cardToken: 'tok_visa' },
+      headers: { ...headers, prefer: 'code=200' },
+    });
     expect(ok.status).toBe(200);
     await mock.stop();
   });
@@ -619,7 +685,11 @@ describe('(b) what order-up sends matches the upstream contracts (Prism mocks wi
     const svc = new FulfillmentService(fulfillmentMock.url, 5000);
     expect(await svc.fulfill({ description: 'Blue mug', quantity: 2, orderID: 'web-1' })).toEqual({ ok: true });
     // The mock has teeth: quantity 0 breaks the contract; Prism refuses it with the spec's 400.
-    expect(await svc.fulfill({ description: 'Blue mug', quantity: 0, orderID: 'web-1' })).toEqual({ ok: false, reason: 'failed', detail: 'fulfillment service answered 400' });
+    expect(await svc.fulfill({ description: 'Blue mug', quantity: 0, orderID: 'web-1' })).toEqual({
+      ok: false,
+      reason: 'failed',
+      detail: 'fulfillment service answered 400',
+    });
   });
 
   test('the whole app against the mocks: charge, fulfill, and charge then cancel (refund)', async () => {

@@ -46,7 +46,11 @@ describe('when the database goes away while a payment is under way', () => {
     databaseUrl = await freshDatabaseUrl('outage');
     proxy = await DbProxy.start(databaseUrl);
     direct = testSql(databaseUrl);
-    app = await startTestApp({ databaseUrl: proxy.urlFor(databaseUrl), chargeUrl: charge.url, env: { ORDER_UP_DB_TIMEOUT_MS: '1000', ...env } });
+    app = await startTestApp({
+      databaseUrl: proxy.urlFor(databaseUrl),
+      chargeUrl: charge.url,
+      env: { ORDER_UP_DB_TIMEOUT_MS: '1000', ...env },
+    });
     return app;
   }
 
@@ -73,7 +77,9 @@ describe('when the database goes away while a payment is under way', () => {
     expect(reply.status).toBe(200);
     expect(reply.body).toMatchObject({ chargedCents: reply.body.order.totalCents, order: { id, status: 'charged' } });
     expect(await storedOrder(stored(), id)).toMatchObject({ status: 'charged', operation: null });
-    expect(await storedPayments(stored(), id)).toMatchObject([{ kind: 'charge', state: 'succeeded', outcome: 'charge service answered 201' }]);
+    expect(await storedPayments(stored(), id)).toMatchObject([
+      { kind: 'charge', state: 'succeeded', outcome: 'charge service answered 201' },
+    ]);
     expect(await direct.execute(`select id from payments where state in ('in_doubt', 'started')`)).toEqual([]);
     expect(charge.calls.slice(before)).toEqual([{ cardToken: 'tok_blip', amountCents: reply.body.order.totalCents }]);
   });
@@ -111,7 +117,7 @@ describe('when the database goes away while a payment is under way', () => {
     expect(charge.calls.slice(before).map((c) => c.cardToken)).toEqual(['tok_first', 'tok_second']);
   });
 
-  test('when the outage outlasts the caller\'s wait, then 502 payment_in_doubt at once, the order stays held while the outcome is written, and it ends charged with nothing in doubt', async () => {
+  test("when the outage outlasts the caller's wait, then 502 payment_in_doubt at once, the order stays held while the outcome is written, and it ends charged with nothing in doubt", async () => {
     const a = await start({ ORDER_UP_OUTCOME_WAIT_MS: '300' });
     const id = (await a.call('POST', '/orders', { body: newOrder() })).body.order.id as string;
     const before = charge.calls.length;
@@ -142,7 +148,8 @@ describe('when the database goes away while a payment is under way', () => {
     const a = await start({ ORDER_UP_OUTCOME_WAIT_MS: '300' });
     const id = (await a.call('POST', '/orders', { body: newOrder() })).body.order.id as string;
     const before = charge.calls.length;
-    const keyed = () => a.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_keyed' }, headers: { 'idempotency-key': 'pay-once' } });
+    const keyed = () =>
+      a.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_keyed' }, headers: { 'idempotency-key': 'pay-once' } });
     charge.next({ hang: true });
     const charging = keyed();
     await charge.received(before + 1);

@@ -19,7 +19,9 @@ import { docsAssetPath, REDOC_OPTIONS, ROOT, SPEC_PATH } from '../src/http/asset
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const haveChromium = fs.existsSync(CHROMIUM);
 if (!haveChromium) {
-  process.stderr.write(`docs-render.test.ts: skipped, no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH, to run it)\n`);
+  process.stderr.write(
+    `docs-render.test.ts: skipped, no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH, to run it)\n`,
+  );
 }
 const maybe = haveChromium ? test : test.skip;
 
@@ -84,7 +86,15 @@ function visibleMarkup(dom: string): string {
     .replace(/&quot;/g, '"');
 }
 
-const GUIDE_SECTIONS = ['The order life cycle', 'Public site flow', 'Internal (staff) site flow', 'Staff authentication', 'Error handling', 'Pagination', 'Calling from a browser (CORS)'];
+const GUIDE_SECTIONS = [
+  'The order life cycle',
+  'Public site flow',
+  'Internal (staff) site flow',
+  'Staff authentication',
+  'Error handling',
+  'Pagination',
+  'Calling from a browser (CORS)',
+];
 
 function expectNoRenderError(text: string): void {
   expect(text).not.toMatch(/Something went wrong|Error downloading|Failed to load/i);
@@ -95,10 +105,14 @@ function expectGuide(text: string): void {
 }
 /** `make docs`: scripts/build-docs.mjs (needs `make build`) writes the page to `out`. */
 function buildDocs(out: string): Promise<void> {
-  if (!fs.existsSync(path.join(ROOT, 'dist', 'src', 'http', 'assets.js'))) throw new Error('not built: run `make build` (make test does) before this test');
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'src', 'http', 'assets.js')))
+    throw new Error('not built: run `make build` (make test does) before this test');
   return new Promise<void>((resolve, reject) => {
-    execFile(process.execPath, [path.join(ROOT, 'scripts', 'build-docs.mjs'), out], { cwd: ROOT, timeout: 60_000 }, (err, _stdout, stderr) =>
-      err ? reject(new Error(`scripts/build-docs.mjs failed: ${err.message}\n${stderr}`)) : resolve(),
+    execFile(
+      process.execPath,
+      [path.join(ROOT, 'scripts', 'build-docs.mjs'), out],
+      { cwd: ROOT, timeout: 60_000 },
+      (err, _stdout, stderr) => (err ? reject(new Error(`scripts/build-docs.mjs failed: ${err.message}\n${stderr}`)) : resolve()),
     );
   });
 }
@@ -114,14 +128,19 @@ maybe(
     // One Redoc (the bundle /docs serves), one look (the same styles and options).
     expect(html).toContain(fs.readFileSync(docsAssetPath(), 'utf8').slice(0, 2000));
     const served = String((await app!.call('GET', '/docs')).body);
-    const look = (page: string) => ({ style: /<style>[\s\S]*?<\/style>/.exec(page)?.[0], options: page.includes(`, ${JSON.stringify(REDOC_OPTIONS)}, document`) });
+    const look = (page: string) => ({
+      style: /<style>[\s\S]*?<\/style>/.exec(page)?.[0],
+      options: page.includes(`, ${JSON.stringify(REDOC_OPTIONS)}, document`),
+    });
     expect(look(html)).toEqual(look(served));
     expect(look(html).options).toBe(true);
 
     const text = visibleMarkup(await dumpDom(pathToFileURL(out).href, 15_000));
     expectNoRenderError(text);
     expectGuide(text);
-    const missing = (await operations()).filter((op) => !text.includes(String(op.summary)) || !text.includes(`operation/${op.operationId}`));
+    const missing = (await operations()).filter(
+      (op) => !text.includes(String(op.summary)) || !text.includes(`operation/${op.operationId}`),
+    );
     expect(missing.map((op) => `${op.operationId}: ${op.summary}`)).toEqual([]);
   },
   120_000,
@@ -166,10 +185,20 @@ maybe(
     const dom = await dumpDom(pathToFileURL(out).href, 20_000, ['--window-size=1400,900']);
     const attr = /data-layout="([^"]*)"/.exec(dom)?.[1];
     expect(attr).toBeDefined();
-    const report = JSON.parse(attr!.replace(/&quot;/g, '"').replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>'));
+    const report = JSON.parse(
+      attr!
+        .replace(/&quot;/g, '"')
+        .replace(/&amp;/g, '&')
+        .replace(/&lt;/g, '<')
+        .replace(/&gt;/g, '>'),
+    );
     expect(report.operations).toBe((await operations()).length);
     expect(report.errorCodesShown).toBeGreaterThan(100);
-    expect({ notOnFirstScreen: report.notOnFirstScreen, horizontalScroll: report.horizontalScroll, errorCodesBroken: report.errorCodesBroken }).toEqual({
+    expect({
+      notOnFirstScreen: report.notOnFirstScreen,
+      horizontalScroll: report.horizontalScroll,
+      errorCodesBroken: report.errorCodesBroken,
+    }).toEqual({
       notOnFirstScreen: [],
       horizontalScroll: [],
       errorCodesBroken: [],
@@ -187,7 +216,9 @@ maybe(
     expectNoRenderError(text);
     expectGuide(text);
     // Redoc 2 (served from node_modules/redoc) renders every operation on one page, anchored `operation/<operationId>`.
-    const missing = (await operations()).filter((op) => !text.includes(String(op.summary)) || !text.includes(`operation/${op.operationId}`));
+    const missing = (await operations()).filter(
+      (op) => !text.includes(String(op.summary)) || !text.includes(`operation/${op.operationId}`),
+    );
     expect(missing.map((op) => `${op.operationId}: ${op.summary}`)).toEqual([]);
     expect(text).toContain('staffToken'); // the security scheme's section
   },

@@ -22,13 +22,20 @@ const compiled = compileEmbedded(repoRoot); // src/db/embedded/ as plain ES modu
 const childScript = path.join(repoRoot, 'test', 'support', 'embedded-child.mjs');
 const started: string[] = [];
 
-interface ChildReport { pid: number; owned: boolean; port: number; rows: string[] }
+interface ChildReport {
+  pid: number;
+  owned: boolean;
+  port: number;
+  rows: string[];
+}
 
 /** Another order-up process: runs test/support/embedded-child.mjs on the compiled module. */
 function child(dir: string, action: 'hold' | 'read', value = '') {
   const proc = spawn(process.execPath, [childScript, compiled, dir, action, value], { cwd: repoRoot });
   let stderr = '';
-  proc.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  proc.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   const report = new Promise<ChildReport>((resolve, reject) => {
     let out = '';
@@ -40,8 +47,13 @@ function child(dir: string, action: 'hold' | 'read', value = '') {
     proc.on('exit', (code) => reject(new Error(`child exited (${code}) before reporting: ${stderr}`)));
   });
   return {
-    proc, report, exited,
-    async stop() { proc.stdin.end('stop\n'); return exited; },
+    proc,
+    report,
+    exited,
+    async stop() {
+      proc.stdin.end('stop\n');
+      return exited;
+    },
   };
 }
 
@@ -110,7 +122,7 @@ afterAll(async () => {
 });
 
 describe('embedded PostgreSQL shared by several processes', () => {
-  test('when started in two processes, then the second reuses the first one\'s instance and sees the same data', async () => {
+  test("when started in two processes, then the second reuses the first one's instance and sees the same data", async () => {
     const first = child(dataDir, 'hold', 'from-first');
     const report = await first.report;
     expect(report.owned).toBe(true);

@@ -90,7 +90,15 @@ afterAll(async () => {
 
 // ---- arbitraries from JSON Schema ----
 
-const anyJson: fc.Arbitrary<unknown> = fc.oneof(fc.constant(null), fc.boolean(), fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.string({ maxLength: 20 }), fc.constant([]), fc.constant({}));
+const anyJson: fc.Arbitrary<unknown> = fc.oneof(
+  fc.constant(null),
+  fc.boolean(),
+  fc.integer(),
+  fc.double({ noNaN: true, noDefaultInfinity: true }),
+  fc.string({ maxLength: 20 }),
+  fc.constant([]),
+  fc.constant({}),
+);
 
 function stringFor(s: Schema): fc.Arbitrary<string> {
   const min = s.minLength ?? 0;
@@ -140,7 +148,11 @@ function valid(s: Schema): fc.Arbitrary<unknown> {
 }
 
 /** Every place in a value, with the schema that governs it. */
-function places(s: Schema, value: unknown, path: (string | number)[] = []): { path: (string | number)[]; schema: Schema; value: unknown }[] {
+function places(
+  s: Schema,
+  value: unknown,
+  path: (string | number)[] = [],
+): { path: (string | number)[]; schema: Schema; value: unknown }[] {
   const out = [{ path, schema: s, value }];
   if (Array.isArray(value) && s.items) value.forEach((v, i) => out.push(...places(s.items!, v, [...path, i])));
   else if (value !== null && typeof value === 'object' && s.properties) {
@@ -174,27 +186,43 @@ const mutation = fc.oneof(
 function mutated(s: Schema): fc.Arbitrary<unknown> {
   return valid(s).chain((value) => {
     const all = places(s, value);
-    return fc.tuple(fc.nat({ max: all.length - 1 }), mutation, anyJson, fc.string({ minLength: 1, maxLength: 12 })).map(([i, kind, junk, name]) => {
-      const { path, schema } = all[i];
-      switch (kind) {
-        case 'drop':
-          return path.length === 0 ? undefined : setAt(value, path, () => undefined);
-        case 'unknown field':
-          return setAt(value, path, (old) => (old !== null && typeof old === 'object' && !Array.isArray(old) ? { ...old, [`x_${name}`]: junk } : junk));
-        case 'wrong type':
-          return setAt(value, path, (old) => (typeof junk === typeof old ? [junk] : junk));
-        case 'out of range':
-          return setAt(value, path, (old) =>
-            typeof old === 'number' ? (schema.maximum !== undefined ? schema.maximum + 1 : schema.minimum !== undefined ? schema.minimum - 1 : old + 0.5) : old,
-          );
-        case 'too long':
-          return setAt(value, path, (old) => (typeof old === 'string' ? old + 'x'.repeat((schema.maxLength ?? 200) + 1) : Array.isArray(old) ? [...old, ...Array(101).fill(old[0] ?? 1)] : old));
-        case 'nul':
-          return setAt(value, path, (old) => (typeof old === 'string' ? `${old}\u0000` : old));
-        case 'lone surrogate':
-          return setAt(value, path, (old) => (typeof old === 'string' ? `${old}\uD800` : old));
-      }
-    });
+    return fc
+      .tuple(fc.nat({ max: all.length - 1 }), mutation, anyJson, fc.string({ minLength: 1, maxLength: 12 }))
+      .map(([i, kind, junk, name]) => {
+        const { path, schema } = all[i];
+        switch (kind) {
+          case 'drop':
+            return path.length === 0 ? undefined : setAt(value, path, () => undefined);
+          case 'unknown field':
+            return setAt(value, path, (old) =>
+              old !== null && typeof old === 'object' && !Array.isArray(old) ? { ...old, [`x_${name}`]: junk } : junk,
+            );
+          case 'wrong type':
+            return setAt(value, path, (old) => (typeof junk === typeof old ? [junk] : junk));
+          case 'out of range':
+            return setAt(value, path, (old) =>
+              typeof old === 'number'
+                ? schema.maximum !== undefined
+                  ? schema.maximum + 1
+                  : schema.minimum !== undefined
+                    ? schema.minimum - 1
+                    : old + 0.5
+                : old,
+            );
+          case 'too long':
+            return setAt(value, path, (old) =>
+              typeof old === 'string'
+                ? old + 'x'.repeat((schema.maxLength ?? 200) + 1)
+                : Array.isArray(old)
+                  ? [...old, ...Array(101).fill(old[0] ?? 1)]
+                  : old,
+            );
+          case 'nul':
+            return setAt(value, path, (old) => (typeof old === 'string' ? `${old}\u0000` : old));
+          case 'lone surrogate':
+            return setAt(value, path, (old) => (typeof old === 'string' ? `${old}\uD800` : old));
+        }
+      });
   });
 }
 
@@ -216,7 +244,10 @@ function pathId(param: Parameter): fc.Arbitrary<string> {
 
 function queryValue(param: Parameter): fc.Arbitrary<string> {
   if (param.name === 'cursor') return cursor;
-  return fc.oneof({ weight: 4, arbitrary: valid(param.schema).map(String) }, { weight: 1, arbitrary: fc.oneof(fc.string({ maxLength: 10 }), fc.constantFrom('0', '501', '1.5', '-1', 'abc')) });
+  return fc.oneof(
+    { weight: 4, arbitrary: valid(param.schema).map(String) },
+    { weight: 1, arbitrary: fc.oneof(fc.string({ maxLength: 10 }), fc.constantFrom('0', '501', '1.5', '-1', 'abc')) },
+  );
 }
 
 function headerValue(param: Parameter): fc.Arbitrary<string> {
@@ -236,12 +267,15 @@ function requestFor(op: Operation): fc.Arbitrary<FuzzRequest> {
   const pathParams = params.filter((p) => p.in === 'path');
   const query = params.filter((p) => p.in === 'query');
   const headers = params.filter((p) => p.in === 'header');
-  const bodySchema = (op.requestBody as { content?: Record<string, { schema?: Schema }> } | undefined)?.content?.['application/json']?.schema;
+  const bodySchema = (op.requestBody as { content?: Record<string, { schema?: Schema }> } | undefined)?.content?.['application/json']
+    ?.schema;
 
   const pathArb = fc.tuple(...pathParams.map(pathId)).map((values) => {
     let path = op.path;
     // Sent percent-encoded, except the deliberately broken encodings.
-    pathParams.forEach((p, i) => (path = path.replace(`{${p.name}}`, values[i].startsWith('%') ? values[i] : encodeURIComponent(values[i]))));
+    pathParams.forEach(
+      (p, i) => (path = path.replace(`{${p.name}}`, values[i].startsWith('%') ? values[i] : encodeURIComponent(values[i]))),
+    );
     return path;
   });
   const queryArb = fc
@@ -263,13 +297,22 @@ function requestFor(op: Operation): fc.Arbitrary<FuzzRequest> {
     return h;
   });
   const authArb = staff
-    ? fc.oneof({ weight: 10, arbitrary: fc.constant(`Bearer ${STAFF_TOKEN}`) }, { weight: 1, arbitrary: fc.constantFrom(undefined, 'Bearer wrong', 'Basic abc') })
+    ? fc.oneof(
+        { weight: 10, arbitrary: fc.constant(`Bearer ${STAFF_TOKEN}`) },
+        { weight: 1, arbitrary: fc.constantFrom(undefined, 'Bearer wrong', 'Basic abc') },
+      )
     : fc.constant(undefined);
   const bodyArb: fc.Arbitrary<{ text?: string; type?: string }> = bodySchema
     ? fc.oneof(
         { weight: 4, arbitrary: valid(bodySchema).map((v) => ({ text: JSON.stringify(v), type: 'application/json' })) },
-        { weight: 4, arbitrary: mutated(bodySchema).map((v) => ({ text: v === undefined ? undefined : JSON.stringify(v), type: 'application/json' })) },
-        { weight: 1, arbitrary: fc.constantFrom('{"a":', '[', 'null', '"x"', '{}', '[]').map((text) => ({ text, type: 'application/json' })) },
+        {
+          weight: 4,
+          arbitrary: mutated(bodySchema).map((v) => ({ text: v === undefined ? undefined : JSON.stringify(v), type: 'application/json' })),
+        },
+        {
+          weight: 1,
+          arbitrary: fc.constantFrom('{"a":', '[', 'null', '"x"', '{}', '[]').map((text) => ({ text, type: 'application/json' })),
+        },
         { weight: 1, arbitrary: valid(bodySchema).map((v) => ({ text: JSON.stringify(v), type: 'text/plain' })) },
         { weight: 1, arbitrary: fc.constant({}) },
       )
@@ -307,12 +350,14 @@ test(`when thousands of requests generated from the spec (valid and mutated) rea
       const what = `${r.method} ${r.path} ${JSON.stringify(r.headers)} ${r.body?.slice(0, 300) ?? ''} -> ${status} ${text.slice(0, 300)}`;
       seen.set(`${r.operationId} ${status}`, (seen.get(`${r.operationId} ${status}`) ?? 0) + 1);
       if (status >= 500) throw new Error(`a 5xx: ${what}`);
-      if (!Object.hasOwn(op.responses ?? {}, String(status))) throw new Error(`an answer the spec does not document for ${r.operationId}: ${what}`);
+      if (!Object.hasOwn(op.responses ?? {}, String(status)))
+        throw new Error(`an answer the spec does not document for ${r.operationId}: ${what}`);
       if (!headers.get('x-request-id')) throw new Error(`no X-Request-Id: ${what}`);
       const validate = responseValidators.get(`${r.operationId} ${status}`);
       if (validate) {
         const body = JSON.parse(text) as unknown;
-        if (!validate(body)) throw new Error(`the body breaks the spec's schema (${JSON.stringify(validate.errors?.slice(0, 3))}): ${what}`);
+        if (!validate(body))
+          throw new Error(`the body breaks the spec's schema (${JSON.stringify(validate.errors?.slice(0, 3))}): ${what}`);
       }
       // The state behind the answer: what a 2xx says happened is stored.
       if (status === 201 && r.operationId === 'createOrder') {
@@ -321,10 +366,18 @@ test(`when thousands of requests generated from the spec (valid and mutated) rea
         if (row?.status !== 'pending') throw new Error(`a created order is not stored pending: ${what}`);
         knownIds.push(order.id);
         created += 1;
-      } else if (status === 200 && ['chargeOrder', 'cancelOrder', 'fulfillOrder'].includes(r.operationId) && headers.get('idempotent-replayed') !== 'true') {
+      } else if (
+        status === 200 &&
+        ['chargeOrder', 'cancelOrder', 'fulfillOrder'].includes(r.operationId) &&
+        headers.get('idempotent-replayed') !== 'true'
+      ) {
         const { order } = JSON.parse(text) as { order: { id: string; status: string } };
-        const [row] = await app.db.execute<{ status: string; operation: string | null }[]>('select status, operation from orders where id = ?', [order.id]);
-        if (row?.status !== order.status || row.operation !== null) throw new Error(`the stored order (${JSON.stringify(row)}) is not what was answered: ${what}`);
+        const [row] = await app.db.execute<{ status: string; operation: string | null }[]>(
+          'select status, operation from orders where id = ?',
+          [order.id],
+        );
+        if (row?.status !== order.status || row.operation !== null)
+          throw new Error(`the stored order (${JSON.stringify(row)}) is not what was answered: ${what}`);
       }
       const key = r.headers['Idempotency-Key'];
       if (key && !usedKeys.includes(key) && usedKeys.length < 50) usedKeys.push(key);
@@ -332,7 +385,13 @@ test(`when thousands of requests generated from the spec (valid and mutated) rea
     { seed: SEED, numRuns: RUNS, endOnFailure: true },
   );
 
-  if (process.env.FUZZ_VERBOSE) console.log([...seen.entries()].sort().map(([k, n]) => `${k}: ${n}`).join("\n"));
+  if (process.env.FUZZ_VERBOSE)
+    console.log(
+      [...seen.entries()]
+        .sort()
+        .map(([k, n]) => `${k}: ${n}`)
+        .join('\n'),
+    );
   // The run reached every operation, with successes and refusals both.
   for (const op of operations) expect([...seen.keys()].some((k) => k.startsWith(`${op.operationId} `))).toBe(true);
   expect(created).toBeGreaterThan(0);

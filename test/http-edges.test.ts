@@ -12,7 +12,6 @@ import { LogCapture } from './support/log-capture.js';
 const run = promisify(execFile);
 const ROOT = process.cwd();
 
-
 const CARD_TOKEN = 'tok_SECRET_card_7f3a9c';
 const DECLINED_CARD_TOKEN = 'tok_SECRET_declined_1b2c';
 const WRONG_STAFF_TOKEN = 'wrong-SECRET-staff-token';
@@ -67,14 +66,24 @@ describe('when a request fails, then the answer is an RFC 9457 problem with a st
   test.each<[string, () => Promise<Reply>, number, string]>([
     ['an unknown order is read', () => app.call('GET', '/orders/nope'), 404, 'order_not_found'],
     ['a create body is invalid', () => app.call('POST', '/orders', { body: { customerEmail: 'x' } }), 400, 'invalid_request'],
-    ['a create total is negative', () => app.call('POST', '/orders', { body: newOrder({ lineItems: [{ description: 'd', priceCents: -1, quantity: 1 }] }) }), 400, 'invalid_total'],
+    [
+      'a create total is negative',
+      () => app.call('POST', '/orders', { body: newOrder({ lineItems: [{ description: 'd', priceCents: -1, quantity: 1 }] }) }),
+      400,
+      'invalid_total',
+    ],
     ['the list is called without a token', () => app.call('GET', '/orders'), 401, 'unauthorized'],
     ['an unknown route is called', () => app.call('GET', '/no/such/route'), 404, 'not_found'],
     ['an unknown route under /orders is called', () => app.call('GET', '/orders/x/y/z'), 404, 'not_found'],
     ['DELETE is sent to an order', () => app.call('DELETE', '/orders/x'), 405, 'method_not_allowed'],
     ['PUT is sent to the collection', () => app.call('PUT', '/orders', { body: newOrder() }), 405, 'method_not_allowed'],
     ['POST is sent to /healthz', () => app.call('POST', '/healthz', { body: {} }), 405, 'method_not_allowed'],
-    ['the body is text/plain', () => app.call('POST', '/orders', { body: 'hello', headers: { 'content-type': 'text/plain' } }), 415, 'unsupported_media_type'],
+    [
+      'the body is text/plain',
+      () => app.call('POST', '/orders', { body: 'hello', headers: { 'content-type': 'text/plain' } }),
+      415,
+      'unsupported_media_type',
+    ],
     ['the body is over 1 MB', () => app.call('POST', '/orders', { body: { pad: 'x'.repeat(1_048_577) } }), 413, 'payload_too_large'],
     ['the body is malformed JSON', () => app.call('POST', '/orders', { body: '{"a":' }), 400, 'invalid_request'],
   ])('when %s, then the problem has type, title, status, detail and code', async (_name, send, status, code) => {
@@ -85,16 +94,25 @@ describe('when a request fails, then the answer is an RFC 9457 problem with a st
 
   test.each<[string, (id: string) => Promise<Reply>]>([
     ['malformed JSON to cancel', (id) => app.call('POST', `/orders/${id}/cancel`, { body: '{"reason":' })],
-    ['a text/plain body to cancel', (id) => app.call('POST', `/orders/${id}/cancel`, { body: 'cancel it', headers: { 'content-type': 'text/plain' } })],
+    [
+      'a text/plain body to cancel',
+      (id) => app.call('POST', `/orders/${id}/cancel`, { body: 'cancel it', headers: { 'content-type': 'text/plain' } }),
+    ],
     ['a body over 1 MB to fulfill', (id) => app.call('POST', `/orders/${id}/fulfill`, { body: { pad: 'x'.repeat(1_048_577) } })],
-    ['a wrong token and malformed JSON to cancel', (id) => app.call('POST', `/orders/${id}/cancel`, { body: '{', headers: { authorization: `Bearer ${WRONG_STAFF_TOKEN}` } })],
-  ])('when a staff endpoint gets %s without a valid token, then 401 comes before any complaint about the body, and nothing changes', async (_name, send) => {
-    const id = (await app.call('POST', '/orders', { body: newOrder() })).body.order.id as string;
-    const reply = await send(id);
-    expectProblemShape(reply, 401, 'unauthorized');
-    expect(reply.headers.get('www-authenticate')).toMatch(/^Bearer/);
-    expect((await app.call('GET', `/orders/${id}`)).body.order.status).toBe('pending');
-  });
+    [
+      'a wrong token and malformed JSON to cancel',
+      (id) => app.call('POST', `/orders/${id}/cancel`, { body: '{', headers: { authorization: `Bearer ${WRONG_STAFF_TOKEN}` } }),
+    ],
+  ])(
+    'when a staff endpoint gets %s without a valid token, then 401 comes before any complaint about the body, and nothing changes',
+    async (_name, send) => {
+      const id = (await app.call('POST', '/orders', { body: newOrder() })).body.order.id as string;
+      const reply = await send(id);
+      expectProblemShape(reply, 401, 'unauthorized');
+      expect(reply.headers.get('www-authenticate')).toMatch(/^Bearer/);
+      expect((await app.call('GET', `/orders/${id}`)).body.order.status).toBe('pending');
+    },
+  );
 
   test('when an id is taken, then 409 order_exists has the problem shape', async () => {
     expect((await app.call('POST', '/orders', { body: newOrder({ id: 'edge-taken' }) })).status).toBe(201);
@@ -262,7 +280,9 @@ describe('when a database statement fails with a card token among its values', (
   test('when storing the payment fails, then 500 internal_error, the order stays pending, and the logged error omits the token', async () => {
     const conn = app.db;
     // Make the payments journal refuse inserts: the statement that fails then carries the card token.
-    await conn.execute(`create function edge_refuse() returns trigger language plpgsql as $$ begin raise exception 'refused by test trigger'; end $$`);
+    await conn.execute(
+      `create function edge_refuse() returns trigger language plpgsql as $$ begin raise exception 'refused by test trigger'; end $$`,
+    );
     await conn.execute(`create trigger edge_refuse before insert on payments for each row execute function edge_refuse()`);
     const token = 'tok_SECRET_in_sql_5e6f';
     try {
@@ -275,7 +295,9 @@ describe('when a database statement fails with a card token among its values', (
       expect(row.status).toBe('pending');
       expect(await sql('select 1 from payments where order_id = ?', [created.body.order.id])).toEqual([]);
       const newLines = logs.lines.slice(before);
-      const errorLine = newLines.map((l) => JSON.parse(l) as { level: number; err?: { message: string } }).find((r) => r.level === 50 && r.err);
+      const errorLine = newLines
+        .map((l) => JSON.parse(l) as { level: number; err?: { message: string } })
+        .find((r) => r.level === 50 && r.err);
       expect(errorLine?.err?.message).toMatch(/refused by test trigger/); // still useful to operators
       expect(newLines.join('\n')).not.toContain(token);
     } finally {
@@ -364,7 +386,9 @@ describe('when the generated types are compared with the spec', () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'order-up-drift-'));
     try {
       const out = path.join(dir, 'order-up.ts');
-      await run(path.join(ROOT, 'node_modules', '.bin', 'openapi-typescript'), [path.join(ROOT, 'openapi', 'order-up.yaml'), '-o', out], { cwd: ROOT });
+      await run(path.join(ROOT, 'node_modules', '.bin', 'openapi-typescript'), [path.join(ROOT, 'openapi', 'order-up.yaml'), '-o', out], {
+        cwd: ROOT,
+      });
       const generated = await readFile(out, 'utf8');
       const committed = await readFile(path.join(ROOT, 'src', 'generated', 'order-up.ts'), 'utf8');
       expect(generated.length).toBeGreaterThan(1000);

@@ -45,24 +45,27 @@ describe('replaying a charge', () => {
     ['succeeded', { status: 201 }, 200, 'charged'],
     ['was declined (402)', { status: 402 }, 402, 'pending'],
     ['failed (502 charge_failed)', { status: 500 }, 502, 'pending'],
-  ] as const)('when a charge that %s is replayed with its key, then the same answer comes back and the fake saw one call', async (_what, behaviour, status, after) => {
-    const id = await pendingOrder();
-    const key = newKey();
-    const before = fake.calls.length;
-    fake.next(behaviour);
-    const first = await charge(id, key);
-    expect(first.status).toBe(status);
-    expect(first.headers.get('idempotent-replayed')).toBeNull();
+  ] as const)(
+    'when a charge that %s is replayed with its key, then the same answer comes back and the fake saw one call',
+    async (_what, behaviour, status, after) => {
+      const id = await pendingOrder();
+      const key = newKey();
+      const before = fake.calls.length;
+      fake.next(behaviour);
+      const first = await charge(id, key);
+      expect(first.status).toBe(status);
+      expect(first.headers.get('idempotent-replayed')).toBeNull();
 
-    const again = await charge(id, key);
-    expect(seen(again)).toEqual(seen(first));
-    expect(again.headers.get('idempotent-replayed')).toBe('true');
-    expect(again.headers.get('x-request-id')).not.toBe(first.headers.get('x-request-id'));
-    if (status >= 400) expect(again.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-    expect(fake.calls.length).toBe(before + 1);
-    expect(await storedOrder(app, id)).toMatchObject({ status: after });
-    expect(await storedPayments(app, id)).toHaveLength(1);
-  });
+      const again = await charge(id, key);
+      expect(seen(again)).toEqual(seen(first));
+      expect(again.headers.get('idempotent-replayed')).toBe('true');
+      expect(again.headers.get('x-request-id')).not.toBe(first.headers.get('x-request-id'));
+      if (status >= 400) expect(again.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(fake.calls.length).toBe(before + 1);
+      expect(await storedOrder(app, id)).toMatchObject({ status: after });
+      expect(await storedPayments(app, id)).toHaveLength(1);
+    },
+  );
 
   test('when a charge that timed out (504, in doubt) is replayed with its key, then the 504 comes back and nothing is sent again', async () => {
     const id = await pendingOrder();
@@ -83,7 +86,10 @@ describe('replaying a charge', () => {
 
   test('when the same body is sent with its keys in another order, then it is the same request and is replayed', async () => {
     const key = newKey();
-    const first = await app.call('POST', '/orders', { body: '{"customerEmail":"a@b","lineItems":[{"description":"Tea","priceCents":100,"quantity":1}]}', headers: { 'idempotency-key': key } });
+    const first = await app.call('POST', '/orders', {
+      body: '{"customerEmail":"a@b","lineItems":[{"description":"Tea","priceCents":100,"quantity":1}]}',
+      headers: { 'idempotency-key': key },
+    });
     const again = await app.call('POST', '/orders', {
       body: '{ "lineItems": [ { "quantity": 1, "priceCents": 100, "description": "Tea" } ], "customerEmail": "a@b" }',
       headers: { 'idempotency-key': key },
@@ -187,7 +193,11 @@ describe('answers that are not kept', () => {
   });
 
   test('when a charge with a key met 503 charge_queue_full, then a retry with the key runs', async () => {
-    const small = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: fake.url, env: { ORDER_UP_CHARGE_QUEUE_MAX: '0', UPSTREAM_TIMEOUT_MS: '5000' } });
+    const small = await startTestApp({
+      databaseUrl: app.rt.databaseUrl,
+      chargeUrl: fake.url,
+      env: { ORDER_UP_CHARGE_QUEUE_MAX: '0', UPSTREAM_TIMEOUT_MS: '5000' },
+    });
     try {
       const a = await pendingOrder();
       const b = await pendingOrder();
@@ -237,12 +247,20 @@ describe('a key in use', () => {
   });
 
   test('when the process running a key is killed and another starts, then a retry with the key runs again and meets 409 payment_in_doubt, never a second charge', async () => {
-    const server = await startChildServer({ DATABASE_URL: app.rt.databaseUrl, CHARGE_SERVICE_URL: fake.url, FULFILLMENT_SERVICE_URL: fake.url, UPSTREAM_TIMEOUT_MS: '120000' });
+    const server = await startChildServer({
+      DATABASE_URL: app.rt.databaseUrl,
+      CHARGE_SERVICE_URL: fake.url,
+      FULFILLMENT_SERVICE_URL: fake.url,
+      UPSTREAM_TIMEOUT_MS: '120000',
+    });
     const id = (await call(server.url, 'POST', '/orders', { body: newOrder() })).body.order.id as string;
     const key = newKey();
     fake.next({ hang: true });
     const before = fake.calls.length;
-    const lost = call(server.url, 'POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_crash' }, headers: { 'idempotency-key': key } }).catch(() => 'lost');
+    const lost = call(server.url, 'POST', `/orders/${id}/charge`, {
+      body: { cardToken: 'tok_crash' },
+      headers: { 'idempotency-key': key },
+    }).catch(() => 'lost');
     await fake.received(before + 1);
     // While it runs, the key is in use everywhere.
     const meanwhile = await charge(id, key, 'tok_crash');
@@ -273,11 +291,18 @@ describe('a key in use', () => {
 
 describe('expiry', () => {
   test('when ORDER_UP_IDEMPOTENCY_TTL_HOURS is set, then a stored answer is kept that long', async () => {
-    const short = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: fake.url, env: { ORDER_UP_IDEMPOTENCY_TTL_HOURS: '0.5' } });
+    const short = await startTestApp({
+      databaseUrl: app.rt.databaseUrl,
+      chargeUrl: fake.url,
+      env: { ORDER_UP_IDEMPOTENCY_TTL_HOURS: '0.5' },
+    });
     try {
       const key = newKey();
       expect((await short.call('POST', '/orders', { body: newOrder(), headers: { 'idempotency-key': key } })).status).toBe(201);
-      const [row] = await app.db.execute<{ seconds: number }[]>('select extract(epoch from expires_at - created_at)::float as seconds from idempotency_keys where key = ?', [key]);
+      const [row] = await app.db.execute<{ seconds: number }[]>(
+        'select extract(epoch from expires_at - created_at)::float as seconds from idempotency_keys where key = ?',
+        [key],
+      );
       expect(row.seconds).toBe(1800);
     } finally {
       await short.stop();
@@ -335,19 +360,31 @@ describe('what a key costs', () => {
         ['fulfill', undefined],
       ] as const) {
         const unkeyed = await cost((headers) => own.call('POST', `/orders/${a}/${path}`, { body, headers, staff: path === 'fulfill' }));
-        const withKey = await cost((headers) => own.call('POST', `/orders/${b}/${path}`, { body, headers, staff: path === 'fulfill' }), newKey());
+        const withKey = await cost(
+          (headers) => own.call('POST', `/orders/${b}/${path}`, { body, headers, staff: path === 'fulfill' }),
+          newKey(),
+        );
         expect({ path, statements: withKey.statements }).toEqual({ path, statements: unkeyed.statements + 1 });
       }
       // A cancel of a charged order refunds it.
       const [c, d] = [(await cost(create)).reply.body.order.id as string, (await cost(create)).reply.body.order.id as string];
-      for (const id of [c, d]) expect((await own.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_visa_4242' } })).status).toBe(200);
+      for (const id of [c, d])
+        expect((await own.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_visa_4242' } })).status).toBe(200);
       const unkeyed = await cost((headers) => own.call('POST', `/orders/${c}/cancel`, { body: { reason: 'test' }, headers, staff: true }));
-      const withKey = await cost((headers) => own.call('POST', `/orders/${d}/cancel`, { body: { reason: 'test' }, headers, staff: true }), newKey());
+      const withKey = await cost(
+        (headers) => own.call('POST', `/orders/${d}/cancel`, { body: { reason: 'test' }, headers, staff: true }),
+        newKey(),
+      );
       expect(withKey.reply.body.refundedCents).toBeGreaterThan(0);
       expect(withKey.statements).toBe(unkeyed.statements + 1);
       // And what was stored with the outcome is what a replay gives back.
       const rows = await own.db.execute<{ state: string; status: number }[]>(`select state, status from idempotency_keys`);
-      expect(rows.map((r) => [r.state, r.status]).sort()).toEqual([['done', 200], ['done', 200], ['done', 200], ['done', 201]]);
+      expect(rows.map((r) => [r.state, r.status]).sort()).toEqual([
+        ['done', 200],
+        ['done', 200],
+        ['done', 200],
+        ['done', 201],
+      ]);
     } finally {
       await own.stop();
       await fulfillment.stop();

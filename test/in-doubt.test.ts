@@ -48,13 +48,17 @@ async function refundInDoubt(): Promise<{ orderId: string; paymentId: string }> 
 }
 
 async function paymentOf(orderId: string, kind: string): Promise<string> {
-  const rows = await app.db
-    .execute<{ id: string }[]>('select id from payments where order_id = ? and kind = ? order by created_at desc limit 1', [orderId, kind]);
+  const rows = await app.db.execute<{ id: string }[]>(
+    'select id from payments where order_id = ? and kind = ? order by created_at desc limit 1',
+    [orderId, kind],
+  );
   return rows[0].id;
 }
 
 async function stored(paymentId: string) {
-  const rows = await app.db.execute<{ state: string; outcome: string; order_id: string; status: string; charged_at: Date | null; operation: string | null }[]>(
+  const rows = await app.db.execute<
+    { state: string; outcome: string; order_id: string; status: string; charged_at: Date | null; operation: string | null }[]
+  >(
     `select p.state, p.outcome, p.order_id, o.status, o.charged_at, o.operation
        from payments p join orders o on o.id = p.order_id where p.id = ?`,
     [paymentId],
@@ -79,8 +83,22 @@ describe('listInDoubtPayments', () => {
     const list = await listInDoubtPayments(ctx());
     expect(list).toEqual(
       expect.arrayContaining([
-        { paymentId: c.paymentId, orderId: c.orderId, kind: 'charge', amountCents: 3300, startedAt: expect.any(String), outcome: expect.stringContaining('connection broke') },
-        { paymentId: r.paymentId, orderId: r.orderId, kind: 'refund', amountCents: -3300, startedAt: expect.any(String), outcome: expect.stringContaining('connection broke') },
+        {
+          paymentId: c.paymentId,
+          orderId: c.orderId,
+          kind: 'charge',
+          amountCents: 3300,
+          startedAt: expect.any(String),
+          outcome: expect.stringContaining('connection broke'),
+        },
+        {
+          paymentId: r.paymentId,
+          orderId: r.orderId,
+          kind: 'refund',
+          amountCents: -3300,
+          startedAt: expect.any(String),
+          outcome: expect.stringContaining('connection broke'),
+        },
       ]),
     );
     expect(JSON.stringify(list)).not.toContain(TOKEN);

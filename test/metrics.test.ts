@@ -50,7 +50,8 @@ class Scrape {
   /** The value of the one sample `name` whose labels include `labels`; fails unless there is exactly one. */
   value(name: string, labels: Record<string, string> = {}): number {
     const found = this.samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
-    if (found.length !== 1) throw new Error(`expected one sample ${name}${JSON.stringify(labels)}, found ${found.length}: ${JSON.stringify(found)}`);
+    if (found.length !== 1)
+      throw new Error(`expected one sample ${name}${JSON.stringify(labels)}, found ${found.length}: ${JSON.stringify(found)}`);
     return found[0].value;
   }
 
@@ -153,11 +154,16 @@ async function pendingOrder(target: TestApp, body: Record<string, unknown> = {})
   return res.body.order.id as string;
 }
 
-const chargeOrder = (target: TestApp, id: string) => target.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_metrics_4242' } });
+const chargeOrder = (target: TestApp, id: string) =>
+  target.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_metrics_4242' } });
 
 /** Every charge_calls_total combination as `kind/outcome` -> value. */
 function chargeCalls(s: Scrape): Record<string, number> {
-  return Object.fromEntries(CHARGE_KINDS.flatMap((kind) => CHARGE_OUTCOMES.map((outcome) => [`${kind}/${outcome}`, s.value('order_up_charge_calls_total', { kind, outcome })])));
+  return Object.fromEntries(
+    CHARGE_KINDS.flatMap((kind) =>
+      CHARGE_OUTCOMES.map((outcome) => [`${kind}/${outcome}`, s.value('order_up_charge_calls_total', { kind, outcome })]),
+    ),
+  );
 }
 
 // ---- the tests -------------------------------------------------------------------------------
@@ -166,28 +172,32 @@ describe('at start', () => {
   test('when nothing has happened yet, then every labelled counter is exported at 0 for each kind and outcome, with the gauges and the default metrics', async () => {
     const s = await scrape(quiet);
     for (const kind of CHARGE_KINDS) {
-      for (const outcome of CHARGE_OUTCOMES) expect({ kind, outcome, value: s.value('order_up_charge_calls_total', { kind, outcome }) }).toEqual({ kind, outcome, value: 0 });
+      for (const outcome of CHARGE_OUTCOMES)
+        expect({ kind, outcome, value: s.value('order_up_charge_calls_total', { kind, outcome }) }).toEqual({ kind, outcome, value: 0 });
       expect(s.value('order_up_charge_call_duration_seconds_count', { kind })).toBe(0);
     }
-    for (const outcome of FULFILLMENT_OUTCOMES) expect({ outcome, value: s.value('order_up_fulfillment_calls_total', { outcome }) }).toEqual({ outcome, value: 0 });
+    for (const outcome of FULFILLMENT_OUTCOMES)
+      expect({ outcome, value: s.value('order_up_fulfillment_calls_total', { outcome }) }).toEqual({ outcome, value: 0 });
     expect(s.series('order_up_charge_calls_total').size).toBe(CHARGE_KINDS.length * CHARGE_OUTCOMES.length);
     expect(s.series('order_up_fulfillment_calls_total').size).toBe(FULFILLMENT_OUTCOMES.length);
     expect(s.value('order_up_charge_lock_wait_seconds_count')).toBe(0);
     expect(s.value('order_up_charge_queue_waiting')).toBe(0);
     expect(s.value('order_up_payments_in_doubt')).toBe(0);
     expect(s.value('order_up_lease_held')).toBe(1);
-    expect(Object.fromEntries(
-      [
-        'http_request_duration_seconds',
-        'order_up_charge_queue_waiting',
-        'order_up_charge_calls_total',
-        'order_up_charge_call_duration_seconds',
-        'order_up_charge_lock_wait_seconds',
-        'order_up_fulfillment_calls_total',
-        'order_up_payments_in_doubt',
-        'order_up_lease_held',
-      ].map((name) => [name, s.types.get(name)]),
-    )).toEqual({
+    expect(
+      Object.fromEntries(
+        [
+          'http_request_duration_seconds',
+          'order_up_charge_queue_waiting',
+          'order_up_charge_calls_total',
+          'order_up_charge_call_duration_seconds',
+          'order_up_charge_lock_wait_seconds',
+          'order_up_fulfillment_calls_total',
+          'order_up_payments_in_doubt',
+          'order_up_lease_held',
+        ].map((name) => [name, s.types.get(name)]),
+      ),
+    ).toEqual({
       http_request_duration_seconds: 'histogram',
       order_up_charge_queue_waiting: 'gauge',
       order_up_charge_calls_total: 'counter',
@@ -286,14 +296,21 @@ describe('charge and fulfillment calls', () => {
       'refund/in_doubt': 0,
     });
     // Each call is timed once it is over (the timed-out one when its late answer came).
-    const timed = (s: Scrape, kind: string) => s.value('order_up_charge_call_duration_seconds_count', { kind }) - before.value('order_up_charge_call_duration_seconds_count', { kind });
+    const timed = (s: Scrape, kind: string) =>
+      s.value('order_up_charge_call_duration_seconds_count', { kind }) -
+      before.value('order_up_charge_call_duration_seconds_count', { kind });
     const s = await eventually(app, (x) => {
       expect({ charge: timed(x, 'charge'), refund: timed(x, 'refund') }).toEqual({ charge: 5, refund: 1 });
       return x;
     });
     // The timed-out call alone took more than the 300 ms timeout.
-    expect(s.value('order_up_charge_call_duration_seconds_sum', { kind: 'charge' }) - before.value('order_up_charge_call_duration_seconds_sum', { kind: 'charge' })).toBeGreaterThan(0.3);
-    expect(s.value('order_up_charge_call_duration_seconds_bucket', { kind: 'charge', le: '+Inf' })).toBe(s.value('order_up_charge_call_duration_seconds_count', { kind: 'charge' }));
+    expect(
+      s.value('order_up_charge_call_duration_seconds_sum', { kind: 'charge' }) -
+        before.value('order_up_charge_call_duration_seconds_sum', { kind: 'charge' }),
+    ).toBeGreaterThan(0.3);
+    expect(s.value('order_up_charge_call_duration_seconds_bucket', { kind: 'charge', le: '+Inf' })).toBe(
+      s.value('order_up_charge_call_duration_seconds_count', { kind: 'charge' }),
+    );
     // Every call waited for the cross-process lock once.
     expect(s.value('order_up_charge_lock_wait_seconds_count') - before.value('order_up_charge_lock_wait_seconds_count')).toBe(6);
   });
@@ -317,8 +334,13 @@ describe('charge and fulfillment calls', () => {
       fulfillment.releaseHung();
     }
     const after = await scrape(app);
-    const moved = (outcome: string) => after.value('order_up_fulfillment_calls_total', { outcome }) - before.value('order_up_fulfillment_calls_total', { outcome });
-    expect({ succeeded: moved('succeeded'), failed: moved('failed'), timeout: moved('timeout') }).toEqual({ succeeded: 2, failed: 1, timeout: 1 });
+    const moved = (outcome: string) =>
+      after.value('order_up_fulfillment_calls_total', { outcome }) - before.value('order_up_fulfillment_calls_total', { outcome });
+    expect({ succeeded: moved('succeeded'), failed: moved('failed'), timeout: moved('timeout') }).toEqual({
+      succeeded: 2,
+      failed: 1,
+      timeout: 1,
+    });
   });
 });
 
@@ -329,7 +351,8 @@ describe('the request histogram', () => {
     const seriesBefore = before.series('http_request_duration_seconds_count');
     const unmatched404 = { method: 'GET', route: 'unmatched', status: '404' };
     const order404 = { method: 'GET', route: '/orders/{id}', status: '404' };
-    const countOf = (s: Scrape, labels: Record<string, string>) => (s.series('http_request_duration_seconds_count').has(labelKey(labels)) ? s.value('http_request_duration_seconds_count', labels) : 0);
+    const countOf = (s: Scrape, labels: Record<string, string>) =>
+      s.series('http_request_duration_seconds_count').has(labelKey(labels)) ? s.value('http_request_duration_seconds_count', labels) : 0;
 
     const tag = Date.now().toString(36);
     const sent: string[] = [];
@@ -350,7 +373,8 @@ describe('the request histogram', () => {
     expect(countOf(after, order404) - countOf(before, order404)).toBe(50);
     // No label value is a raw path or an ID: routes are the spec's templates, "unmatched", or the docs asset.
     const routes = new Set(after.samples.filter((x) => x.name.startsWith('http_request_duration_seconds')).map((x) => x.labels.route));
-    for (const route of routes) expect(route === 'unmatched' || route === '/docs/redoc.standalone.js' || /^\/[a-z/.{}]*$/.test(route)).toBe(true);
+    for (const route of routes)
+      expect(route === 'unmatched' || route === '/docs/redoc.standalone.js' || /^\/[a-z/.{}]*$/.test(route)).toBe(true);
     const everyLabel = after.samples.flatMap((x) => Object.values(x.labels)).join('\n');
     for (const raw of sent) expect(everyLabel).not.toContain(raw);
     expect(everyLabel).not.toContain(STAFF_TOKEN);
@@ -361,7 +385,8 @@ describe('the request histogram', () => {
     const id = await pendingOrder(app);
     const labels = { method: 'GET', route: '/orders/{id}', status: '200' };
     const before = await scrape(app);
-    const count = (s: Scrape) => (s.series('http_request_duration_seconds_count').has(labelKey(labels)) ? s.value('http_request_duration_seconds_count', labels) : 0);
+    const count = (s: Scrape) =>
+      s.series('http_request_duration_seconds_count').has(labelKey(labels)) ? s.value('http_request_duration_seconds_count', labels) : 0;
     for (let i = 0; i < 3; i += 1) expect((await app.call('GET', `/orders/${id}`)).status).toBe(200);
     expect(count(await scrape(app)) - count(before)).toBe(3);
     // A staff endpoint's 401 is routed too (the token is checked after routing).
@@ -398,7 +423,11 @@ describe('payments in doubt and the lease', () => {
   test('when the process loses its database, then order_up_lease_held is 0 and scrapes still answer; when the database is back, it is 1 again', async () => {
     const databaseUrl = await freshDatabaseUrl('metrics_lease');
     const proxy = await DbProxy.start(databaseUrl);
-    const cut = await startTestApp({ databaseUrl: proxy.urlFor(databaseUrl), env: { ORDER_UP_LEASE_PING_MS: '100' }, inDoubtRefreshMs: 100 });
+    const cut = await startTestApp({
+      databaseUrl: proxy.urlFor(databaseUrl),
+      env: { ORDER_UP_LEASE_PING_MS: '100' },
+      inDoubtRefreshMs: 100,
+    });
     try {
       expect((await scrape(cut)).value('order_up_lease_held')).toBe(1);
       proxy.cut();

@@ -41,11 +41,22 @@ async function expectSchemaOnce(url: string): Promise<void> {
     const applied = await c.query<{ name: string }>('select name from mikro_orm_migrations order by id');
     expect(applied.rows.map((r) => r.name.replace(/\.[jt]s$/, ''))).toEqual(MIGRATIONS);
     const tables = await c.query<{ tablename: string }>(`select tablename from pg_tables where schemaname = 'public' order by tablename`);
-    expect(tables.rows.map((r) => r.tablename)).toEqual(['idempotency_keys', 'line_items', 'mikro_orm_migrations', 'order_events', 'orders', 'payments']);
-    const seqs = await c.query<{ n: string }>(`select count(*) as n from pg_sequences where schemaname = 'public' and sequencename in ('orders_seq_seq', 'order_up_process_key')`);
+    expect(tables.rows.map((r) => r.tablename)).toEqual([
+      'idempotency_keys',
+      'line_items',
+      'mikro_orm_migrations',
+      'order_events',
+      'orders',
+      'payments',
+    ]);
+    const seqs = await c.query<{ n: string }>(
+      `select count(*) as n from pg_sequences where schemaname = 'public' and sequencename in ('orders_seq_seq', 'order_up_process_key')`,
+    );
     expect(Number(seqs.rows[0].n)).toBe(2);
     // And it works: an order can be stored.
-    await c.query(`insert into orders (id, customer_email, status, total_cents, created_at, updated_at) values ('m1', 'a@b', 'pending', 0, now(), now())`);
+    await c.query(
+      `insert into orders (id, customer_email, status, total_cents, created_at, updated_at) values ('m1', 'a@b', 'pending', 0, now(), now())`,
+    );
     await c.query(`delete from orders where id = 'm1'`);
   });
 }
@@ -71,7 +82,9 @@ describe('the order timeline of orders that existed before it', () => {
         await c.query(`insert into orders (id, customer_email, status, total_cents, created_at, updated_at, charged_at, cancelled_at, cancel_reason)
           values ('old-1', 'a@b', 'cancelled', 500, '2026-11-01 10:00Z', '2026-11-01 12:00Z', '2026-11-01 11:00Z', '2026-11-01 12:00Z', 'too late'),
                  ('old-2', 'c@d', 'pending', 100, '2026-11-01 13:00Z', '2026-11-01 13:00Z', null, null, null)`);
-        await c.query(`insert into line_items (order_id, position, description, price_cents, quantity) values ('old-1', 0, 'Tea', 500, 1), ('old-2', 0, 'Mug', 100, 1)`);
+        await c.query(
+          `insert into line_items (order_id, position, description, price_cents, quantity) values ('old-1', 0, 'Tea', 500, 1), ('old-2', 0, 'Mug', 100, 1)`,
+        );
         await c.query(`insert into payments (id, order_id, kind, amount_cents, card_token, state, owner, created_at, updated_at, outcome)
           values (gen_random_uuid(), 'old-1', 'charge', 500, 'tok_old', 'succeeded', 1, '2026-11-01 11:00Z', '2026-11-01 11:00Z', 'charge service answered 201'),
                  (gen_random_uuid(), 'old-1', 'refund', -500, 'tok_old', 'succeeded', 1, '2026-11-01 11:59Z', '2026-11-01 12:00Z', 'charge service answered 201')`);

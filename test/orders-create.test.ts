@@ -29,7 +29,9 @@ async function storedOrder(id: string) {
     'select description, price_cents, quantity, position from line_items where order_id = ? order by position',
     [id],
   );
-  return order && { ...order, total_cents: Number(order.total_cents), items: items.map((i) => ({ ...i, price_cents: Number(i.price_cents) })) };
+  return (
+    order && { ...order, total_cents: Number(order.total_cents), items: items.map((i) => ({ ...i, price_cents: Number(i.price_cents) })) }
+  );
 }
 
 function expectProblem(reply: Reply, status: number, code: string) {
@@ -71,14 +73,22 @@ const invalidBodies: [string, unknown, string][] = [
   ['description is 201 characters', withItem({ description: 'x'.repeat(201) }), '/lineItems/0/description'],
   ['description is a number', withItem({ description: 7 }), '/lineItems/0/description'],
   ['description is missing', newOrder({ lineItems: [withoutKey(item(), 'description')] }), '/lineItems/0/description'],
-  ['description repeats within the order', newOrder({ lineItems: [item(), item({ description: 'Mug' }), item()] }), '/lineItems/2/description'],
+  [
+    'description repeats within the order',
+    newOrder({ lineItems: [item(), item({ description: 'Mug' }), item()] }),
+    '/lineItems/2/description',
+  ],
   ['priceCents is 1.5', withItem({ priceCents: 1.5 }), '/lineItems/0/priceCents'],
   ['priceCents is a numeric string', withItem({ priceCents: '100' }), '/lineItems/0/priceCents'],
   ['priceCents is a word', withItem({ priceCents: 'ten' }), '/lineItems/0/priceCents'],
   ['priceCents is a boolean', withItem({ priceCents: true }), '/lineItems/0/priceCents'],
   ['priceCents is null', withItem({ priceCents: null }), '/lineItems/0/priceCents'],
   ['priceCents is 100000001', withItem({ priceCents: 100_000_001 }), '/lineItems/0/priceCents'],
-  ['priceCents is -100000001', newOrder({ lineItems: [item({ priceCents: 100_000_000 }), item({ description: 'x', priceCents: -100_000_001 })] }), '/lineItems/1/priceCents'],
+  [
+    'priceCents is -100000001',
+    newOrder({ lineItems: [item({ priceCents: 100_000_000 }), item({ description: 'x', priceCents: -100_000_001 })] }),
+    '/lineItems/1/priceCents',
+  ],
   ['priceCents is huge (1e300)', withItem({ priceCents: 1e300 }), '/lineItems/0/priceCents'],
   ['priceCents is missing', newOrder({ lineItems: [withoutKey(item(), 'priceCents')] }), '/lineItems/0/priceCents'],
   ['quantity is 0', withItem({ quantity: 0 }), '/lineItems/0/quantity'],
@@ -102,8 +112,16 @@ const invalidBodies: [string, unknown, string][] = [
   ['an unknown line item field is sent', withItem({ sku: 'T-1' }), '/lineItems/0/sku'],
   ['description contains a NUL character', withItem({ description: 'Tea\u0000' }), '/lineItems/0/description'],
   ['customerEmail contains a NUL character', newOrder({ customerEmail: 'ada\u0000@example.com' }), '/customerEmail'],
-  ['description is an unpaired surrogate', '{"customerEmail":"a@b","lineItems":[{"description":"\\ud800","priceCents":1,"quantity":1}]}', '/lineItems/0/description'],
-  ['lineItems is nested 100000 arrays deep', `{"customerEmail":"a@b","lineItems":${'['.repeat(100_000)}${']'.repeat(100_000)}}`, '/lineItems/0'],
+  [
+    'description is an unpaired surrogate',
+    '{"customerEmail":"a@b","lineItems":[{"description":"\\ud800","priceCents":1,"quantity":1}]}',
+    '/lineItems/0/description',
+  ],
+  [
+    'lineItems is nested 100000 arrays deep',
+    `{"customerEmail":"a@b","lineItems":${'['.repeat(100_000)}${']'.repeat(100_000)}}`,
+    '/lineItems/0',
+  ],
   ['the body is an array', [newOrder()], ''],
   ['the body is null', 'null', ''],
   ['the body is a JSON string', '"order"', ''],
@@ -142,7 +160,9 @@ describe('when the request itself is wrong, then the right 4xx and nothing is st
   test('when a quantity multiplies a discount below zero, then 400 invalid_total', async () => {
     const before = await counts();
     const reply = await app.call('POST', '/orders', {
-      body: newOrder({ lineItems: [item({ priceCents: 1000, quantity: 1 }), item({ description: 'Discount', priceCents: -100, quantity: 11 })] }),
+      body: newOrder({
+        lineItems: [item({ priceCents: 1000, quantity: 1 }), item({ description: 'Discount', priceCents: -100, quantity: 11 })],
+      }),
     });
     expectProblem(reply, 400, 'invalid_total');
     expect(await counts()).toEqual(before);
@@ -172,7 +192,10 @@ describe('when the request itself is wrong, then the right 4xx and nothing is st
 
   test('when the body is form-encoded, then 415 unsupported_media_type', async () => {
     const before = await counts();
-    const reply = await app.call('POST', '/orders', { body: 'customerEmail=a%40b', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const reply = await app.call('POST', '/orders', {
+      body: 'customerEmail=a%40b',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expectProblem(reply, 415, 'unsupported_media_type');
     expect(await counts()).toEqual(before);
   });
@@ -196,7 +219,10 @@ describe('when the request itself is wrong, then the right 4xx and nothing is st
 
   test('when the body is JSON in a non-UTF-8 charset, then a 4xx and nothing is stored', async () => {
     const before = await counts();
-    const reply = await app.call('POST', '/orders', { body: JSON.stringify(newOrder()), headers: { 'content-type': 'application/json; charset=latin1' } });
+    const reply = await app.call('POST', '/orders', {
+      body: JSON.stringify(newOrder()),
+      headers: { 'content-type': 'application/json; charset=latin1' },
+    });
     expect(reply.status).toBeGreaterThanOrEqual(400);
     expect(reply.status).toBeLessThan(500);
     expect(reply.headers.get('content-type')).toMatch(/^application\/problem\+json/);
@@ -218,19 +244,41 @@ describe('when a create body sits on the edge of a rule, then it is accepted and
     ['the email is test@test', newOrder({ customerEmail: 'test@test' }), 3300],
     ['the email is 254 characters', newOrder({ customerEmail: `${'a'.repeat(64)}@${'b'.repeat(189)}` }), 3300],
     ['the email has unicode', newOrder({ customerEmail: 'zoë@exämple.com' }), 3300],
-    ['a discount keeps the total positive', newOrder({ lineItems: [item({ priceCents: 1000, quantity: 2 }), item({ description: 'Discount', priceCents: -500 })] }), 1500],
-    ['a discount brings the total to exactly zero', newOrder({ lineItems: [item({ priceCents: 1000 }), item({ description: 'Discount', priceCents: -1000 })] }), 0],
+    [
+      'a discount keeps the total positive',
+      newOrder({ lineItems: [item({ priceCents: 1000, quantity: 2 }), item({ description: 'Discount', priceCents: -500 })] }),
+      1500,
+    ],
+    [
+      'a discount brings the total to exactly zero',
+      newOrder({ lineItems: [item({ priceCents: 1000 }), item({ description: 'Discount', priceCents: -1000 })] }),
+      0,
+    ],
     ['every price is zero', newOrder({ lineItems: [item({ priceCents: 0 })] }), 0],
     ['there are exactly 100 items', newOrder({ lineItems: items(100) }), 10000],
     ['there is exactly 1 item', newOrder({ lineItems: [item()] }), 100],
     ['the description is 200 characters', withItem({ description: 'd'.repeat(200) }), 100],
     ['the description is one character', withItem({ description: 'x' }), 100],
     ['the description is 200 emoji', withItem({ description: '🍵'.repeat(200) }), 100],
-    ['descriptions are unicode and differ only in case', newOrder({ lineItems: [item({ description: 'Thé vert 緑茶' }), item({ description: 'thé vert 緑茶' })] }), 200],
+    [
+      'descriptions are unicode and differ only in case',
+      newOrder({ lineItems: [item({ description: 'Thé vert 緑茶' }), item({ description: 'thé vert 緑茶' })] }),
+      200,
+    ],
     ['the description has surrounding spaces', withItem({ description: '  Tea  ' }), 100],
     ['the price and quantity are at their maxima', withItem({ priceCents: 100_000_000, quantity: 10_000 }), 1_000_000_000_000],
-    ['100 items at maximum price and quantity', newOrder({ lineItems: items(100).map((i) => ({ ...i, priceCents: 100_000_000, quantity: 10_000 })) }), 100_000_000_000_000],
-    ['the price is at its minimum, offset by others', newOrder({ lineItems: [item({ priceCents: 100_000_000, quantity: 2 }), item({ description: 'Discount', priceCents: -100_000_000 })] }), 100_000_000],
+    [
+      '100 items at maximum price and quantity',
+      newOrder({ lineItems: items(100).map((i) => ({ ...i, priceCents: 100_000_000, quantity: 10_000 })) }),
+      100_000_000_000_000,
+    ],
+    [
+      'the price is at its minimum, offset by others',
+      newOrder({
+        lineItems: [item({ priceCents: 100_000_000, quantity: 2 }), item({ description: 'Discount', priceCents: -100_000_000 })],
+      }),
+      100_000_000,
+    ],
     ['the id is 64 characters', newOrder({ id: `A_-${'z9'.repeat(30)}0` }), 3300],
     ['the id is 1 character', newOrder({ id: 'Q' }), 3300],
   ];
@@ -247,7 +295,9 @@ describe('when a create body sits on the edge of a rule, then it is accepted and
     const lineItems = body.lineItems as { description: string; priceCents: number; quantity: number }[];
     const stored = await storedOrder(order.id);
     expect(stored).toMatchObject({ id: order.id, customer_email: body.customerEmail, status: 'pending', total_cents: total });
-    expect(stored.items).toEqual(lineItems.map((li, position) => ({ description: li.description, price_cents: li.priceCents, quantity: li.quantity, position })));
+    expect(stored.items).toEqual(
+      lineItems.map((li, position) => ({ description: li.description, price_cents: li.priceCents, quantity: li.quantity, position })),
+    );
     expect(await counts()).toEqual({ orders: before.orders + 1, lineItems: before.lineItems + lineItems.length });
     // And it reads back the same.
     const got = await app.call('GET', `/orders/${order.id}`);
@@ -260,7 +310,20 @@ describe('when a create body sits on the edge of a rule, then it is accepted and
     expect(reply.status).toBe(201);
     const order = reply.body.order;
     expect(Object.keys(order).sort()).toEqual(
-      ['cancelReason', 'cancelledAt', 'chargedAt', 'createdAt', 'customerEmail', 'fulfilledAt', 'id', 'lineItems', 'payment', 'status', 'totalCents', 'updatedAt'].sort(),
+      [
+        'cancelReason',
+        'cancelledAt',
+        'chargedAt',
+        'createdAt',
+        'customerEmail',
+        'fulfilledAt',
+        'id',
+        'lineItems',
+        'payment',
+        'status',
+        'totalCents',
+        'updatedAt',
+      ].sort(),
     );
     expect(order).toMatchObject({ chargedAt: null, fulfilledAt: null, cancelledAt: null, cancelReason: null, payment: null });
     expect(order.createdAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
@@ -306,7 +369,9 @@ describe('when it comes to order IDs', () => {
       expectProblem(loser, 409, 'order_exists');
       const stored = await storedOrder(id);
       expect(stored.customer_email).toBe(winner.body.order.customerEmail);
-      expect(stored.items.map((i) => i.description)).toEqual(winner.body.order.lineItems.map((li: { description: string }) => li.description));
+      expect(stored.items.map((i) => i.description)).toEqual(
+        winner.body.order.lineItems.map((li: { description: string }) => li.description),
+      );
     }
   });
 

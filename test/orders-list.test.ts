@@ -114,11 +114,14 @@ describe('when staff list orders', () => {
     expect(reply.body.nextCursor === null).toBe(all.length <= limit);
   });
 
-  test.each(['0', '501', '-1', 'abc', '1.5', '', '5000000000000000000000'])('when limit is "%s", then 400 invalid_request at /query/limit', async (limit) => {
-    const reply = await list(`?limit=${limit}`);
-    expectProblem(reply, 400, 'invalid_request');
-    expect(reply.body.errors.map((e: { path: string }) => e.path)).toContain('/query/limit');
-  });
+  test.each(['0', '501', '-1', 'abc', '1.5', '', '5000000000000000000000'])(
+    'when limit is "%s", then 400 invalid_request at /query/limit',
+    async (limit) => {
+      const reply = await list(`?limit=${limit}`);
+      expectProblem(reply, 400, 'invalid_request');
+      expect(reply.body.errors.map((e: { path: string }) => e.path)).toContain('/query/limit');
+    },
+  );
 
   test('when limit is given twice, then 400 invalid_request', async () => {
     expectProblem(await list('?limit=2&limit=3'), 400, 'invalid_request');
@@ -199,7 +202,11 @@ describe('when staff list orders', () => {
     }));
     const reply = await list('?limit=100');
     expect(reply.status).toBe(200);
-    const orders = reply.body.orders as { id: string; lineItems: { description: string; priceCents: number; quantity: number }[]; totalCents: number }[];
+    const orders = reply.body.orders as {
+      id: string;
+      lineItems: { description: string; priceCents: number; quantity: number }[];
+      totalCents: number;
+    }[];
     expect(new Set(orders.map((o) => o.id))).toEqual(new Set(made));
     const stored = await sql<{ order_id: string; description: string; price_cents: string; quantity: number }>(
       'select order_id, description, price_cents, quantity from line_items where order_id = any(?) order by order_id, position',
@@ -210,7 +217,9 @@ describe('when staff list orders', () => {
       expect(order.lineItems.map((li) => li.description).slice(1)).toEqual(['B', 'C']);
       expect(order.totalCents).toBe(1 + 4 + 9);
       expect(order.lineItems).toEqual(
-        stored.filter((s) => s.order_id === order.id).map((s) => ({ description: s.description, priceCents: Number(s.price_cents), quantity: s.quantity })),
+        stored
+          .filter((s) => s.order_id === order.id)
+          .map((s) => ({ description: s.description, priceCents: Number(s.price_cents), quantity: s.quantity })),
       );
     }
   });
@@ -265,7 +274,12 @@ describe('when orders arrive while staff page through the list', () => {
     expect(seen.filter((id) => before.includes(id))).toEqual(before);
     // Orders whose creation began after the first page came back sort before the cursor: never on later pages.
     const late = new Set(await Promise.all(startedAfterFirstPage));
-    expect(pages.slice(1).flat().filter((id) => late.has(id))).toEqual([]);
+    expect(
+      pages
+        .slice(1)
+        .flat()
+        .filter((id) => late.has(id)),
+    ).toEqual([]);
     // And the stored state agrees: everything created is there.
     const after = new Set(await storedIds());
     expect([...before, ...createdDuring].every((id) => after.has(id))).toBe(true);

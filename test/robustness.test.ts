@@ -138,7 +138,9 @@ describe('when the database is unreachable or too slow', () => {
     const replay = await app.call('POST', '/orders', { body: keyedBody, headers: { 'idempotency-key': 'frozen-key' } });
     expect(replay.status).toBe(201);
     expect(await orderIds(direct)).toContain(replay.body.order.id);
-    expect(await direct.execute(`select count(*)::int as n from orders where customer_email = ?`, [keyedBody.customerEmail])).toEqual([{ n: 1 }]);
+    expect(await direct.execute(`select count(*)::int as n from orders where customer_email = ?`, [keyedBody.customerEmail])).toEqual([
+      { n: 1 },
+    ]);
   }, 60_000);
 });
 
@@ -235,10 +237,16 @@ describe('when requests are hostile, malformed, cut short or too slow', () => {
 
   test('when a gzip body is not gzip, then 400 invalid_request; when the encoding is unknown, then 415; a real gzip body is read', async () => {
     const before = await orderCount();
-    const plain = await app.call('POST', '/orders', { body: newOrder(), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
+    const plain = await app.call('POST', '/orders', {
+      body: newOrder(),
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+    });
     expect(plain.status).toBe(400);
     expect(plain.body).toMatchObject({ code: 'invalid_request', errors: [{ path: '' }] });
-    const unknown = await app.call('POST', '/orders', { body: newOrder(), headers: { 'content-type': 'application/json', 'content-encoding': 'snappy' } });
+    const unknown = await app.call('POST', '/orders', {
+      body: newOrder(),
+      headers: { 'content-type': 'application/json', 'content-encoding': 'snappy' },
+    });
     expect(unknown.status).toBe(415);
     expect(unknown.body.code).toBe('unsupported_media_type');
     expect(await orderCount()).toBe(before);
@@ -283,7 +291,9 @@ describe('when requests are hostile, malformed, cut short or too slow', () => {
     const socket = net.connect(Number(port), hostname);
     socket.on('error', () => undefined);
     // Expect: 100-continue: node answers "100 Continue" once the request has reached the app.
-    socket.write(`POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\nExpect: 100-continue\r\nX-Request-Id: robust-aborted\r\n\r\n`);
+    socket.write(
+      `POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\nExpect: 100-continue\r\nX-Request-Id: robust-aborted\r\n\r\n`,
+    );
     await new Promise<void>((resolve) => socket.once('data', () => resolve()));
     socket.write('{"customerEmail":');
     socket.destroy();
@@ -291,7 +301,9 @@ describe('when requests are hostile, malformed, cut short or too slow', () => {
     // Another request's line comes after any second line of the aborted one would have.
     await app.call('GET', '/healthz', { headers: { 'x-request-id': 'robust-after-abort' } });
     await until(() => logs.accessLines('robust-after-abort').length > 0);
-    expect(logs.accessLines('robust-aborted')).toEqual([expect.objectContaining({ status: 499, method: 'POST', path: '/orders', aborted: true })]);
+    expect(logs.accessLines('robust-aborted')).toEqual([
+      expect.objectContaining({ status: 499, method: 'POST', path: '/orders', aborted: true }),
+    ]);
   });
 
   test('when a request body does not arrive in time, then 408 request_timeout as problem+json with its X-Request-Id, and one access-log line with 408', async () => {
@@ -301,7 +313,9 @@ describe('when requests are hostile, malformed, cut short or too slow', () => {
     socket.on('data', (c: Buffer) => chunks.push(c));
     const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
     socket.on('error', () => undefined);
-    socket.write(`POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\nX-Request-Id: robust-slow-body\r\n\r\n{"customerEmail":`);
+    socket.write(
+      `POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\nX-Request-Id: robust-slow-body\r\n\r\n{"customerEmail":`,
+    );
     await closed;
     const text = Buffer.concat(chunks).toString('utf8');
     const reply = parseRaw(text);
@@ -321,9 +335,15 @@ describe('when requests are hostile, malformed, cut short or too slow', () => {
     expect(reply.status).toBe(431);
     expect(reply.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(reply.headers['x-request-id']).toMatch(/^[A-Za-z0-9._-]{8,}$/);
-    expect(reply.body).toMatchObject({ status: 431, code: 'headers_too_large', type: 'https://order-up.example/problems/headers_too_large' });
+    expect(reply.body).toMatchObject({
+      status: 431,
+      code: 'headers_too_large',
+      type: 'https://order-up.example/problems/headers_too_large',
+    });
     await until(() => logs.accessLines(reply.headers['x-request-id']).length > 0);
-    expect(logs.accessLines(reply.headers['x-request-id'])).toEqual([expect.objectContaining({ status: 431, clientError: 'HPE_HEADER_OVERFLOW' })]);
+    expect(logs.accessLines(reply.headers['x-request-id'])).toEqual([
+      expect.objectContaining({ status: 431, clientError: 'HPE_HEADER_OVERFLOW' }),
+    ]);
   });
 
   test('when the request line is malformed, then 400 invalid_request as problem+json with an X-Request-Id', async () => {

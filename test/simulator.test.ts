@@ -18,7 +18,11 @@ afterAll(async () => {
 });
 
 const charge = (cardToken: string) =>
-  fetch(`${sim.url}/charge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ cardToken, amountCents: 500 }) });
+  fetch(`${sim.url}/charge`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ cardToken, amountCents: 500 }),
+  });
 
 test('when a charge is simulated, then it answers 201, or 402 for tok_decline tokens, and never logs the token', async () => {
   expect((await charge('tok_simulated_ok')).status).toBe(201);
@@ -61,7 +65,10 @@ describe('the unhappy-path table of the docs', () => {
     const rows: Row[] = [];
     for (const line of lines.slice(start + 2)) {
       if (!line.startsWith('|')) break;
-      const [send, sim, orderUp] = line.split('|').slice(1, -1).map((c) => c.trim());
+      const [send, sim, orderUp] = line
+        .split('|')
+        .slice(1, -1)
+        .map((c) => c.trim());
       const card = /card token starting with `([^`]+)`/.exec(send)?.[1];
       const description = /description starting with `([^`]+)`/.exec(send)?.[1];
       const status = /^`(\d{3})`/.exec(sim)?.[1];
@@ -69,8 +76,19 @@ describe('the unhappy-path table of the docs', () => {
       if (!answer) throw new Error(`no order-up answer in: ${line}`);
       rows.push({
         line,
-        send: description ? { kind: 'description', prefix: description } : { kind: 'card', token: card ? `${card}_doc_test` : /any other card token/.test(send) ? 'tok_visa_doc_test' : `unreadable: ${send}` },
-        simulator: status ? { status: Number(status) } : /never answers/.test(sim) ? 'never' : /closes the connection/.test(sim) ? 'reset' : { status: -1 },
+        send: description
+          ? { kind: 'description', prefix: description }
+          : {
+              kind: 'card',
+              token: card ? `${card}_doc_test` : /any other card token/.test(send) ? 'tok_visa_doc_test' : `unreadable: ${send}`,
+            },
+        simulator: status
+          ? { status: Number(status) }
+          : /never answers/.test(sim)
+            ? 'never'
+            : /closes the connection/.test(sim)
+              ? 'reset'
+              : { status: -1 },
         orderUp: { status: Number(answer[1]), code: answer[2] },
       });
     }
@@ -98,7 +116,9 @@ describe('the unhappy-path table of the docs', () => {
 
   test('when each row is sent to the simulator, and through order-up to it, then both answer what the row says', async () => {
     const rows = await rowsOf('docs/frontend-guide.md');
-    expect(rows.map((r) => r.send.kind === 'card' && r.send.token)).toEqual(expect.arrayContaining(['tok_decline_doc_test', 'tok_fail_doc_test', 'tok_hang_doc_test', 'tok_reset_doc_test', 'tok_visa_doc_test']));
+    expect(rows.map((r) => r.send.kind === 'card' && r.send.token)).toEqual(
+      expect.arrayContaining(['tok_decline_doc_test', 'tok_fail_doc_test', 'tok_hang_doc_test', 'tok_reset_doc_test', 'tok_visa_doc_test']),
+    );
     expect(rows.some((r) => r.send.kind === 'description')).toBe(true);
     const app = await startTestApp({ chargeUrl: sim.url, fulfillmentUrl: sim.url, env: { UPSTREAM_TIMEOUT_MS: '300' } });
     try {
@@ -117,9 +137,13 @@ describe('the unhappy-path table of the docs', () => {
         } else {
           // "any case": the prefix as written and capitalised.
           const descriptions = [`${row.send.prefix}-doc-test`, `${row.send.prefix[0].toUpperCase()}${row.send.prefix.slice(1)} doc test`];
-          const answers = await Promise.all(descriptions.map((description) => simulatorAnswer('/fulfill', 'PUT', { description, quantity: 1, orderID: 'o1' })));
+          const answers = await Promise.all(
+            descriptions.map((description) => simulatorAnswer('/fulfill', 'PUT', { description, quantity: 1, orderID: 'o1' })),
+          );
           expect(answers[1]).toEqual(answers[0]);
-          const created = await app.call('POST', '/orders', { body: newOrder({ lineItems: descriptions.map((description) => ({ description, priceCents: 100, quantity: 1 })) }) });
+          const created = await app.call('POST', '/orders', {
+            body: newOrder({ lineItems: descriptions.map((description) => ({ description, priceCents: 100, quantity: 1 })) }),
+          });
           const id = created.body.order.id;
           expect((await app.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_visa_doc_test' } })).status).toBe(200);
           const res = await app.call('POST', `/orders/${id}/fulfill`, { staff: true });

@@ -40,7 +40,12 @@ let full: TestApp;
 beforeAll(async () => {
   [charge, fulfillment] = await Promise.all([FakeChargeService.start(), FakeFulfillmentService.start()]);
   app = await startTestApp({ chargeUrl: charge.url, fulfillmentUrl: fulfillment.url, env: { UPSTREAM_TIMEOUT_MS: '800' } });
-  full = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: charge.url, fulfillmentUrl: fulfillment.url, env: { ORDER_UP_CHARGE_QUEUE_MAX: '0', UPSTREAM_TIMEOUT_MS: '800' } });
+  full = await startTestApp({
+    databaseUrl: app.rt.databaseUrl,
+    chargeUrl: charge.url,
+    fulfillmentUrl: fulfillment.url,
+    env: { ORDER_UP_CHARGE_QUEUE_MAX: '0', UPSTREAM_TIMEOUT_MS: '800' },
+  });
 });
 afterAll(async () => {
   charge?.releaseHung();
@@ -74,11 +79,27 @@ async function whileUnderWay(first: Promise<Reply>, arrived: () => Promise<void>
 const PROVOKE: Record<string, () => Promise<Reply>> = {
   'InvalidRequest/invalid_request': () => app.call('GET', '/orders?limit=501', { staff: true }),
   'CreateOrderInvalid/invalid_request': () =>
-    app.call('POST', '/orders', { body: { customerEmail: 'ada at example.com', lineItems: [{ description: 'Blue mug', priceCents: 1000, quantity: 0 }] } }),
+    app.call('POST', '/orders', {
+      body: { customerEmail: 'ada at example.com', lineItems: [{ description: 'Blue mug', priceCents: 1000, quantity: 0 }] },
+    }),
   'CreateOrderInvalid/duplicate_description': () =>
-    app.call('POST', '/orders', { body: newOrder({ lineItems: [{ description: 'Blue mug', priceCents: 1000, quantity: 1 }, { description: 'Blue mug', priceCents: 1000, quantity: 1 }] }) }),
+    app.call('POST', '/orders', {
+      body: newOrder({
+        lineItems: [
+          { description: 'Blue mug', priceCents: 1000, quantity: 1 },
+          { description: 'Blue mug', priceCents: 1000, quantity: 1 },
+        ],
+      }),
+    }),
   'CreateOrderInvalid/invalid_total': () =>
-    app.call('POST', '/orders', { body: newOrder({ lineItems: [{ description: 'Blue mug', priceCents: 1000, quantity: 1 }, { description: 'Voucher', priceCents: -1500, quantity: 1 }] }) }),
+    app.call('POST', '/orders', {
+      body: newOrder({
+        lineItems: [
+          { description: 'Blue mug', priceCents: 1000, quantity: 1 },
+          { description: 'Voucher', priceCents: -1500, quantity: 1 },
+        ],
+      }),
+    }),
   'Unauthorized/unauthorized': () => app.call('GET', '/orders'),
   'PaymentDeclined/payment_declined': async () => {
     const id = await create();
@@ -95,7 +116,11 @@ const PROVOKE: Record<string, () => Promise<Reply>> = {
     const id = await create();
     const before = charge.calls.length;
     charge.next({ status: 201, delayMs: 400 });
-    return whileUnderWay(pay(id), () => charge.received(before + 1), () => pay(id));
+    return whileUnderWay(
+      pay(id),
+      () => charge.received(before + 1),
+      () => pay(id),
+    );
   },
   'ChargeConflict/payment_in_doubt': async () => {
     const id = await create();
@@ -113,7 +138,13 @@ const PROVOKE: Record<string, () => Promise<Reply>> = {
     fulfillment.fail('Slow lamp', 'hang');
     const before = fulfillment.calls.length;
     try {
-      return await whileUnderWay(fulfill(id), async () => { while (fulfillment.calls.length === before) await new Promise((r) => setTimeout(r, 10)); }, () => cancel(id));
+      return await whileUnderWay(
+        fulfill(id),
+        async () => {
+          while (fulfillment.calls.length === before) await new Promise((r) => setTimeout(r, 10));
+        },
+        () => cancel(id),
+      );
     } finally {
       fulfillment.heal();
     }
@@ -134,7 +165,11 @@ const PROVOKE: Record<string, () => Promise<Reply>> = {
     const id = await charged();
     const before = charge.calls.length;
     charge.next({ status: 201, delayMs: 400 });
-    return whileUnderWay(cancel(id), () => charge.received(before + 1), () => fulfill(id));
+    return whileUnderWay(
+      cancel(id),
+      () => charge.received(before + 1),
+      () => fulfill(id),
+    );
   },
   'FulfillConflict/payment_in_doubt': async () => {
     const id = await charged();
@@ -143,7 +178,8 @@ const PROVOKE: Record<string, () => Promise<Reply>> = {
     return fulfill(id);
   },
   'PayloadTooLarge/payload_too_large': () => app.call('POST', '/orders', { body: JSON.stringify({ pad: 'x'.repeat(1024 * 1024) }) }),
-  'UnsupportedMediaType/unsupported_media_type': () => app.call('POST', '/orders', { body: 'customerEmail=ada', headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+  'UnsupportedMediaType/unsupported_media_type': () =>
+    app.call('POST', '/orders', { body: 'customerEmail=ada', headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
   'ChargeServiceFailed/charge_failed': async () => {
     const id = await create();
     charge.next({ status: 500 });
@@ -182,7 +218,8 @@ const PROVOKE: Record<string, () => Promise<Reply>> = {
     expect((await app.call('POST', '/orders', { body: newOrder(), headers })).status).toBe(201);
     return app.call('POST', '/orders', { body: newOrder({ customerEmail: 'other@example.com' }), headers });
   },
-  'PaymentNotFound/payment_not_found': () => app.call('POST', '/payments/6f1c1b9e-2f57-4b0e-9d1c-0c2f2d7b8a11/resolve', { staff: true, body: { outcome: 'failed' } }),
+  'PaymentNotFound/payment_not_found': () =>
+    app.call('POST', '/payments/6f1c1b9e-2f57-4b0e-9d1c-0c2f2d7b8a11/resolve', { staff: true, body: { outcome: 'failed' } }),
   'ResolveConflict/payment_not_in_doubt': async () => {
     const id = await charged();
     const events = await app.call('GET', `/orders/${id}/events`, { staff: true });
@@ -213,7 +250,8 @@ async function keyInUse() {
 }
 
 const NOT_PROVOKED: Record<string, string> = {
-  'ChargeQueueFull/overloaded': 'needs more requests in progress than ORDER_UP_MAX_IN_FLIGHT (test/robustness.test.ts); intake() in src/http/intake.ts',
+  'ChargeQueueFull/overloaded':
+    'needs more requests in progress than ORDER_UP_MAX_IN_FLIGHT (test/robustness.test.ts); intake() in src/http/intake.ts',
   'Overloaded/overloaded': 'as above',
   'Unavailable/overloaded': 'as above',
   'Unavailable/not_ready': 'needs the database to go away or freeze (test/robustness.test.ts); problemFor() in src/http/problem.ts',
@@ -232,13 +270,20 @@ test('when a documented problem example is provoked, then the service answers it
   expect(examples.map((e) => e.key).filter((k) => !(k in PROVOKE) && !(k in NOT_PROVOKED))).toEqual([]);
   // At least these, the ones a frontend meets first.
   const provokedCodes = new Set(examples.filter((e) => e.key in PROVOKE).map((e) => e.value.code));
-  for (const code of ['order_not_found', 'order_not_pending', 'unauthorized', 'invalid_total', 'order_exists', 'payment_declined']) expect(provokedCodes).toContain(code);
+  for (const code of ['order_not_found', 'order_not_pending', 'unauthorized', 'invalid_total', 'order_exists', 'payment_declined'])
+    expect(provokedCodes).toContain(code);
 
   const documented: Record<string, unknown> = {};
   const answered: Record<string, unknown> = {};
   for (const { key, value } of examples.filter((e) => e.key in PROVOKE)) {
     const reply = await PROVOKE[key]();
-    const pick = (p: Example['value']) => ({ status: p.status, code: p.code, title: p.title, detail: sameIds(p.detail), ...(p.errors ? { errors: p.errors } : {}) });
+    const pick = (p: Example['value']) => ({
+      status: p.status,
+      code: p.code,
+      title: p.title,
+      detail: sameIds(p.detail),
+      ...(p.errors ? { errors: p.errors } : {}),
+    });
     documented[key] = pick(value);
     answered[key] = pick(reply.body);
   }
@@ -248,5 +293,9 @@ test('when a documented problem example is provoked, then the service answers it
 test('when the service answers an unexpected error, then it says what the internal_error example says', async () => {
   const example = (await problemExamples()).find((e) => e.key === 'InternalError/internal_error')!.value;
   const { problem } = problemFor(new Error('boom'));
-  expect({ status: example.status, title: example.title, detail: example.detail }).toEqual({ status: problem.status, title: problem.title, detail: problem.detail });
+  expect({ status: example.status, title: example.title, detail: example.detail }).toEqual({
+    status: problem.status,
+    title: problem.title,
+    detail: problem.detail,
+  });
 });

@@ -43,7 +43,14 @@ async function timeline(id: string) {
   const r = await app.call('GET', `/orders/${id}/events?limit=500`, { staff: true });
   expect(r.status).toBe(200);
   expect(r.body.nextCursor).toBeNull();
-  return r.body.events as { seq: number; at: string; type: string; actor: { kind: string; name?: string }; requestId: string | null; data: Record<string, unknown> }[];
+  return r.body.events as {
+    seq: number;
+    at: string;
+    type: string;
+    actor: { kind: string; name?: string };
+    requestId: string | null;
+    data: Record<string, unknown>;
+  }[];
 }
 
 describe('staff identity', () => {
@@ -82,7 +89,10 @@ describe('the timeline', () => {
   test('when an order is created and charged by the customer and fulfilled by staff alice, then its events say exactly that, with actors, amounts and request ids', async () => {
     const created = await app.call('POST', '/orders', { body: newOrder(), headers: { 'x-request-id': 'req-create-1' } });
     const id = created.body.order.id as string;
-    const charged = await app.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_timeline_1' }, headers: { 'x-request-id': 'req-charge-1' } });
+    const charged = await app.call('POST', `/orders/${id}/charge`, {
+      body: { cardToken: 'tok_timeline_1' },
+      headers: { 'x-request-id': 'req-charge-1' },
+    });
     expect(charged.status).toBe(200);
     const fulfilled = await app.call('POST', `/orders/${id}/fulfill`, { headers: { ...as(ALICE), 'x-request-id': 'req-fulfill-1' } });
     expect(fulfilled.status).toBe(200);
@@ -133,8 +143,12 @@ describe('the timeline', () => {
 
   test('when the statement that changes an order fails, then no event of that change exists', async () => {
     const id = (await app.call('POST', '/orders', { body: newOrder() })).body.order.id as string;
-    await app.db.execute(`create function timeline_refuse() returns trigger language plpgsql as $$ begin raise exception 'refused by the test'; end $$`);
-    await app.db.execute(`create trigger timeline_refuse before update on orders for each row when (new.status = 'cancelled') execute function timeline_refuse()`);
+    await app.db.execute(
+      `create function timeline_refuse() returns trigger language plpgsql as $$ begin raise exception 'refused by the test'; end $$`,
+    );
+    await app.db.execute(
+      `create trigger timeline_refuse before update on orders for each row when (new.status = 'cancelled') execute function timeline_refuse()`,
+    );
     try {
       const r = await app.call('POST', `/orders/${id}/cancel`, { staff: true, body: { reason: 'never written' } });
       expect(r.status).toBe(500);
@@ -153,7 +167,9 @@ describe('the timeline', () => {
     let cursor: string | null = null;
     let page = 0;
     do {
-      const r = await app.call('GET', `/orders/${id}/events?limit=1${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { staff: true });
+      const r = await app.call('GET', `/orders/${id}/events?limit=1${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, {
+        staff: true,
+      });
       expect(r.status).toBe(200);
       seen.push(...r.body.events.map((e: { seq: number }) => e.seq));
       cursor = r.body.nextCursor;
@@ -170,8 +186,13 @@ describe('the timeline', () => {
     expect((await app.call('GET', `/orders/${id}/events`)).status).toBe(401);
   });
 
-  test('when a charge\'s process is killed mid-call and another recovers it, then the timeline shows the recovery by system, and a resolve by bob on the CLI shows bob', async () => {
-    const server = await startChildServer({ DATABASE_URL: app.rt.databaseUrl, CHARGE_SERVICE_URL: charge.url, FULFILLMENT_SERVICE_URL: fulfillment.url, UPSTREAM_TIMEOUT_MS: '120000' });
+  test("when a charge's process is killed mid-call and another recovers it, then the timeline shows the recovery by system, and a resolve by bob on the CLI shows bob", async () => {
+    const server = await startChildServer({
+      DATABASE_URL: app.rt.databaseUrl,
+      CHARGE_SERVICE_URL: charge.url,
+      FULFILLMENT_SERVICE_URL: fulfillment.url,
+      UPSTREAM_TIMEOUT_MS: '120000',
+    });
     const id = (await call(server.url, 'POST', '/orders', { body: newOrder() })).body.order.id as string;
     charge.next({ hang: true });
     const before = charge.calls.length;
@@ -185,7 +206,12 @@ describe('the timeline', () => {
     const later = await startTestApp({ databaseUrl: app.rt.databaseUrl, chargeUrl: charge.url });
     await later.stop();
     let events = await timeline(id);
-    expect(events.map((e) => `${e.type} ${e.actor.kind}`)).toEqual(['order.created customer', 'charge.started customer', 'operation.recovered system', 'charge.in_doubt system']);
+    expect(events.map((e) => `${e.type} ${e.actor.kind}`)).toEqual([
+      'order.created customer',
+      'charge.started customer',
+      'operation.recovered system',
+      'charge.in_doubt system',
+    ]);
     const paymentId = events[1].data.paymentId as string;
 
     const resolved = await runCli(['payments', 'resolve', paymentId, '--succeeded', '--as', 'bob']);
@@ -202,7 +228,9 @@ describe('the timeline', () => {
     // `orders show` prints the timeline under the order; --json has the same events.
     const shown = await runCli(['orders', 'show', id]);
     expect(shown.code).toBe(0);
-    expect(shown.stdout).toMatch(/Timeline[\s\S]*customer\s+order\.created[\s\S]*system\s+charge\.in_doubt[\s\S]*cli:bob\s+payment\.resolved \(succeeded\)/);
+    expect(shown.stdout).toMatch(
+      /Timeline[\s\S]*customer\s+order\.created[\s\S]*system\s+charge\.in_doubt[\s\S]*cli:bob\s+payment\.resolved \(succeeded\)/,
+    );
     const json = await runCli(['orders', 'show', id, '--json']);
     expect(JSON.parse(json.stdout).events.map((e: { type: string }) => e.type)).toEqual(events.map((e) => e.type));
   });
@@ -231,8 +259,15 @@ describe('where the money stands: order.payment', () => {
     expect((await app.call('POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_timeline_6' } })).body.code).toBe('payment_in_doubt');
     const order = (await app.call('GET', `/orders/${id}`)).body.order;
     expect(order.status).toBe('pending');
-    expect(order.payment).toEqual({ status: 'in_doubt', chargedCents: 0, refundedCents: 0, inDoubtSince: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) });
-    const free = (await app.call('POST', '/orders', { body: newOrder({ lineItems: [{ description: 'Gift', priceCents: 0, quantity: 1 }] }) })).body.order.id as string;
+    expect(order.payment).toEqual({
+      status: 'in_doubt',
+      chargedCents: 0,
+      refundedCents: 0,
+      inDoubtSince: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+    });
+    const free = (
+      await app.call('POST', '/orders', { body: newOrder({ lineItems: [{ description: 'Gift', priceCents: 0, quantity: 1 }] }) })
+    ).body.order.id as string;
     const zero = await app.call('POST', `/orders/${free}/charge`, { body: { cardToken: 'tok_timeline_7' } });
     expect(zero.body.order).toMatchObject({ status: 'charged', payment: null });
   });
@@ -246,11 +281,22 @@ describe('payments over HTTP, for the internal site', () => {
     const listed = await app.call('GET', '/payments?status=in_doubt&limit=500', { headers: as(ALICE) });
     expect(listed.status).toBe(200);
     const payment = listed.body.payments.find((p: { orderId: string }) => p.orderId === id);
-    expect(payment).toEqual({ id: expect.any(String), orderId: id, kind: 'charge', amountCents: 3300, status: 'in_doubt', startedAt: expect.any(String), outcome: 'connection broke after the request was sent' });
+    expect(payment).toEqual({
+      id: expect.any(String),
+      orderId: id,
+      kind: 'charge',
+      amountCents: 3300,
+      status: 'in_doubt',
+      startedAt: expect.any(String),
+      outcome: 'connection broke after the request was sent',
+    });
     expect(JSON.stringify(listed.body)).not.toContain('tok_');
 
     const before = charge.calls.length;
-    const resolved = await app.call('POST', `/payments/${payment.id}/resolve`, { headers: as(ALICE), body: { outcome: 'failed', note: 'not in the dashboard' } });
+    const resolved = await app.call('POST', `/payments/${payment.id}/resolve`, {
+      headers: as(ALICE),
+      body: { outcome: 'failed', note: 'not in the dashboard' },
+    });
     expect(resolved.status).toBe(200);
     expect(resolved.body.payment).toMatchObject({ id: payment.id, status: 'failed' });
     expect(resolved.body.order).toMatchObject({ id, status: 'pending', payment: { status: 'none', chargedCents: 0, refundedCents: 0 } });
@@ -288,7 +334,9 @@ describe('payments over HTTP, for the internal site', () => {
       const r = await app.call('POST', `/payments/${id}/resolve`, { staff: true, body: { outcome: 'failed' } });
       expect([r.status, r.body.code]).toEqual([404, 'payment_not_found']);
     }
-    expect((await app.call('GET', '/payments?cursor=nope', { staff: true })).body.errors).toEqual([expect.objectContaining({ path: '/query/cursor' })]);
+    expect((await app.call('GET', '/payments?cursor=nope', { staff: true })).body.errors).toEqual([
+      expect.objectContaining({ path: '/query/cursor' }),
+    ]);
     expect((await app.call('GET', '/payments')).status).toBe(401);
     expect((await app.call('POST', `/payments/${seen[0]}/resolve`, { body: { outcome: 'failed' } })).status).toBe(401);
   });
@@ -306,7 +354,13 @@ test('no event and no log line holds a card token or a staff token', async () =>
 function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.resolve('bin/order-up.js'), ...args], {
-      env: { PATH: process.env.PATH ?? '', DATABASE_URL: app.rt.databaseUrl, CHARGE_SERVICE_URL: charge.url, FULFILLMENT_SERVICE_URL: fulfillment.url, LOG_LEVEL: 'silent' },
+      env: {
+        PATH: process.env.PATH ?? '',
+        DATABASE_URL: app.rt.databaseUrl,
+        CHARGE_SERVICE_URL: charge.url,
+        FULFILLMENT_SERVICE_URL: fulfillment.url,
+        LOG_LEVEL: 'silent',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

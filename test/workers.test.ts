@@ -58,7 +58,10 @@ interface Run {
   stderr: string;
 }
 
-function serveProcess(args: string[], env: Record<string, string>): { child: ChildProcess; exited: Promise<number | string>; out: () => string; err: () => string } {
+function serveProcess(
+  args: string[],
+  env: Record<string, string>,
+): { child: ChildProcess; exited: Promise<number | string>; out: () => string; err: () => string } {
   const child = spawn(process.execPath, [BIN, 'serve', ...args], {
     cwd: ROOT,
     env: {
@@ -254,7 +257,9 @@ describe('serve --workers', () => {
       fake.default = { status: 201, delayMs: 10 };
       fake.maxInFlight = 0;
       const before = fake.calls.length;
-      const answers = await Promise.all(ids.map((id, i) => call(cluster.url, 'POST', `/orders/${id}/charge`, { body: { cardToken: `tok_w${i}` } })));
+      const answers = await Promise.all(
+        ids.map((id, i) => call(cluster.url, 'POST', `/orders/${id}/charge`, { body: { cardToken: `tok_w${i}` } })),
+      );
 
       expect(answers.map((a) => a.status)).toEqual(ids.map(() => 200));
       expect(answers.map((a) => a.body.order.status)).toEqual(ids.map(() => 'charged'));
@@ -265,10 +270,18 @@ describe('serve --workers', () => {
       expect(received.every((c) => c.amountCents === 3300)).toBe(true);
       expect(fake.maxInFlight).toBe(1);
       // Stored: every order charged and released, one succeeded payment each, made by more than one process (lease owner).
-      const orders = await query<{ status: string; operation: string | null }>(databaseUrl, 'select status, operation from orders where id = any($1)', [ids]);
+      const orders = await query<{ status: string; operation: string | null }>(
+        databaseUrl,
+        'select status, operation from orders where id = any($1)',
+        [ids],
+      );
       expect(orders).toHaveLength(30);
       expect(orders.every((o) => o.status === 'charged' && o.operation === null)).toBe(true);
-      const payments = await query<{ state: string; owner: number }>(databaseUrl, 'select state, owner from payments where order_id = any($1)', [ids]);
+      const payments = await query<{ state: string; owner: number }>(
+        databaseUrl,
+        'select state, owner from payments where order_id = any($1)',
+        [ids],
+      );
       expect(payments.map((p) => p.state)).toEqual(ids.map(() => 'succeeded'));
       expect(new Set(payments.map((p) => p.owner)).size).toBeGreaterThan(1);
       // Served by several of the primary's workers: the process ids of the charge requests' log lines.
@@ -296,12 +309,22 @@ describe('serve --workers', () => {
       const answers = ids.map((id, i) => call(cluster.url, 'POST', `/orders/${id}/charge`, { body: { cardToken: `tok_d${i}` } }));
       await fake.received(before + 1);
       // Every charge is journaled (so waiting in its worker's queue) before the signal.
-      await until(async () => (await query(databaseUrl, 'select 1 from payments where order_id = any($1)', [ids])).length === 6, 'six journaled charges');
+      await until(
+        async () => (await query(databaseUrl, 'select 1 from payments where order_id = any($1)', [ids])).length === 6,
+        'six journaled charges',
+      );
 
       cluster.primary.kill('SIGTERM');
       await until(() => (cluster.stderr().match(/worker shutting down/g) ?? []).length === 2, 'both workers draining');
       // Draining: no new connections are taken, while the held and queued charges are still under way.
-      await until(() => call(cluster.url, 'GET', '/healthz').then(() => false, () => true), 'the port to close');
+      await until(
+        () =>
+          call(cluster.url, 'GET', '/healthz').then(
+            () => false,
+            () => true,
+          ),
+        'the port to close',
+      );
       expect(fake.calls.length - before).toBe(1);
       fake.releaseHung();
 
@@ -310,7 +333,11 @@ describe('serve --workers', () => {
       expect(workers.filter(alive)).toEqual([]);
       expect(fake.calls.length - before).toBe(6);
       expect(fake.maxInFlight).toBe(1);
-      const orders = await query<{ status: string; operation: string | null }>(databaseUrl, 'select status, operation from orders where id = any($1)', [ids]);
+      const orders = await query<{ status: string; operation: string | null }>(
+        databaseUrl,
+        'select status, operation from orders where id = any($1)',
+        [ids],
+      );
       expect(orders.map((o) => `${o.status}/${o.operation}`)).toEqual(ids.map(() => 'charged/null'));
       const payments = await query<{ state: string }>(databaseUrl, 'select state from payments where order_id = any($1)', [ids]);
       expect(payments.map((p) => p.state)).toEqual(ids.map(() => 'succeeded'));
@@ -330,7 +357,9 @@ describe('serve --workers', () => {
 
       const before = fake.calls.length;
       fake.next({ hang: true });
-      const answer = call(cluster.url, 'POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_killed' } }).catch(() => 'connection lost' as const);
+      const answer = call(cluster.url, 'POST', `/orders/${id}/charge`, { body: { cardToken: 'tok_killed' } }).catch(
+        () => 'connection lost' as const,
+      );
       await fake.received(before + 1);
       const victims = pidsConnectedTo(workers, fakePort);
       expect(victims).toHaveLength(1); // the worker whose charge the fake holds
@@ -343,7 +372,8 @@ describe('serve --workers', () => {
       }, 'a new worker');
       // The new worker's start-up found the dead one's lease free and recovered its work.
       await until(
-        async () => (await query<{ state: string }>(databaseUrl, 'select state from payments where order_id = $1', [id]))[0]?.state === 'in_doubt',
+        async () =>
+          (await query<{ state: string }>(databaseUrl, 'select state from payments where order_id = $1', [id]))[0]?.state === 'in_doubt',
         'the payment to be recovered as in doubt',
       );
       fake.releaseHung(); // the charge service may well have taken the money
@@ -352,7 +382,9 @@ describe('serve --workers', () => {
       expect(again.status).toBe(409);
       expect(again.body.code).toBe('payment_in_doubt');
       expect(fake.calls.length).toBe(before + 1);
-      expect(await query(databaseUrl, 'select status, operation from orders where id = $1', [id])).toEqual([{ status: 'pending', operation: null }]);
+      expect(await query(databaseUrl, 'select status, operation from orders where id = $1', [id])).toEqual([
+        { status: 'pending', operation: null },
+      ]);
       expect(await query(databaseUrl, 'select kind, amount_cents, state from payments where order_id = $1', [id])).toEqual([
         { kind: 'charge', amount_cents: '3300', state: 'in_doubt' },
       ]);
@@ -382,7 +414,10 @@ describe('serve --workers', () => {
         const [portTaken, noDatabase] = await Promise.all([
           serveUntilExit(['--port', port, '--workers', '2'], env),
           // --no-migrate: the workers are the first to connect.
-          serveUntilExit(['--port', '0', '--workers', '2', '--no-migrate'], { ...env, DATABASE_URL: 'postgres://order_up:pw@127.0.0.1:1/order_up' }),
+          serveUntilExit(['--port', '0', '--workers', '2', '--no-migrate'], {
+            ...env,
+            DATABASE_URL: 'postgres://order_up:pw@127.0.0.1:1/order_up',
+          }),
         ]);
         expect(portTaken.code).toBe(1);
         expect(portTaken.stderr).toMatch(/^order-up: .*EADDRINUSE/m);
@@ -399,7 +434,11 @@ describe('serve --workers', () => {
   );
 
   test('when --workers or WORKERS is out of range, then serve is a usage error (exit 2) and starts nothing', async () => {
-    const env = { DATABASE_URL: 'postgres://order_up:pw@127.0.0.1:1/order_up', CHARGE_SERVICE_URL: fake.url, FULFILLMENT_SERVICE_URL: fake.url };
+    const env = {
+      DATABASE_URL: 'postgres://order_up:pw@127.0.0.1:1/order_up',
+      CHARGE_SERVICE_URL: fake.url,
+      FULFILLMENT_SERVICE_URL: fake.url,
+    };
     const runs = await Promise.all([
       serveUntilExit(['--workers', '65'], env),
       serveUntilExit(['--workers', 'two'], env),

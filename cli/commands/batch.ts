@@ -85,7 +85,10 @@ export function registerBatchCommands(program: Command, cli: Cli): void {
       }),
     )
     .option('--json', 'print {"results": [...], "summary": ...} as JSON (progress goes to stderr)')
-    .addHelpText('after', example('order-up cancel 8Jq2x0fN3kQ --reason "Customer asked by phone"', 'order-up cancel 8Jq2x0fN3kQ b3Xr9mT1pZa'))
+    .addHelpText(
+      'after',
+      example('order-up cancel 8Jq2x0fN3kQ --reason "Customer asked by phone"', 'order-up cancel 8Jq2x0fN3kQ b3Xr9mT1pZa'),
+    )
     .action(async (ids: string[], opts: { reason?: string; json?: boolean }) => {
       await runCommand(cli, opts.json, async () => {
         const { cancelOrder } = await import('../../src/domain/cancel.js');

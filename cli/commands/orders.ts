@@ -19,7 +19,9 @@ export function registerOrderCommands(program: Command, cli: Cli): void {
     .command('list')
     .description('List orders, newest first.')
     .addOption(new Option('--status <status>', 'only orders with this status').choices(ORDER_STATUSES))
-    .addOption(new Option('--limit <n>', `how many orders at most (1..${MAX_LIMIT})`).argParser(parseIntIn('--limit', 1, MAX_LIMIT)).default(100))
+    .addOption(
+      new Option('--limit <n>', `how many orders at most (1..${MAX_LIMIT})`).argParser(parseIntIn('--limit', 1, MAX_LIMIT)).default(100),
+    )
     .option('--cursor <cursor>', 'continue after a previous list (its nextCursor)')
     .option('--json', 'print {"orders": [...], "nextCursor": ...} as JSON')
     .addHelpText(

@@ -57,7 +57,8 @@ export function registerPaymentCommands(program: Command, cli: Cli): void {
       ),
     )
     .action(async (paymentId: string, opts: { succeeded?: boolean; failed?: boolean; json?: boolean }) => {
-      if (!opts.succeeded && !opts.failed) throw new UsageError('payments resolve needs --succeeded or --failed: what did the charge service say?');
+      if (!opts.succeeded && !opts.failed)
+        throw new UsageError('payments resolve needs --succeeded or --failed: what did the charge service say?');
       await runCommand(cli, opts.json, async () => {
         const { resolvePayment } = await import('../../src/domain/in-doubt.js');
         const res = await withRuntime(cli, (rt) => resolvePayment(rt.context(), paymentId, opts.succeeded === true));

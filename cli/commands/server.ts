@@ -12,7 +12,8 @@ function parsePort(value: string): number {
 
 function parseWorkers(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isInteger(n) || n > 64) throw new UsageError(`--workers must be 0..64 (0: one per core), got "${value}"`);
+  if (!/^\d+$/.test(value) || !Number.isInteger(n) || n > 64)
+    throw new UsageError(`--workers must be 0..64 (0: one per core), got "${value}"`);
   return n;
 }
 
@@ -33,7 +34,11 @@ export function registerServerCommands(program: Command, cli: Cli): void {
     .addOption(new Option('--port <port>', 'port to listen on (env PORT, default 8888)').argParser(parsePort))
     .option('--host <host>', 'address to bind (env HOST, default 127.0.0.1)')
     .option('--simulate-upstreams', 'run built-in simulated charge and fulfillment services')
-    .addOption(new Option('--simulate-latency <ms>', 'with --simulate-upstreams: how long each simulated charge takes (default 50)').argParser(parseIntIn('--simulate-latency', 0, 600_000)))
+    .addOption(
+      new Option('--simulate-latency <ms>', 'with --simulate-upstreams: how long each simulated charge takes (default 50)').argParser(
+        parseIntIn('--simulate-latency', 0, 600_000),
+      ),
+    )
     .option('--no-migrate', 'do not apply pending migrations at start')
     .addOption(new Option('--workers <n>', 'processes serving the port (env WORKERS, default 1; 0: one per core)').argParser(parseWorkers))
     .addHelpText(
@@ -44,65 +49,82 @@ export function registerServerCommands(program: Command, cli: Cli): void {
         'order-up serve --simulate-upstreams --simulate-latency 2000',
       ),
     )
-    .action(async (opts: { port?: number; host?: string; simulateUpstreams?: boolean; simulateLatency?: number; migrate: boolean; workers?: number }) => {
-      if (opts.simulateLatency !== undefined && !opts.simulateUpstreams) throw new UsageError('--simulate-latency goes with --simulate-upstreams');
-      const cfg = cli.config();
-      if (!opts.simulateUpstreams && (!cfg.chargeServiceUrl || !cfg.fulfillmentServiceUrl)) {
-        throw new UsageError('serve needs CHARGE_SERVICE_URL and FULFILLMENT_SERVICE_URL (or --simulate-upstreams)');
-      }
-      const log = await lazy.createLogger();
-      const requested = opts.workers ?? cfg.workers;
-      const workers = requested === 0 ? os.availableParallelism() : requested;
-      if (workers > 1) {
-        // cli/cluster-primary.ts: the same start-up, banner and drain, over N worker processes.
-        const serveWithWorkers = await lazy.serveWithWorkers();
-        await serveWithWorkers(cfg, log.child({ role: 'primary' }), {
-          workers,
-          port: opts.port ?? cfg.port,
-          host: opts.host ?? cfg.host,
-          simulateUpstreams: opts.simulateUpstreams === true,
-          simulateLatencyMs: opts.simulateLatency,
-          migrate: opts.migrate,
-        });
-        cli.setExit(EXIT_OK);
-        return;
-      }
-      const [openRuntime, startServer, startSimulator] = await Promise.all([lazy.openRuntime(), lazy.startServer(), lazy.startSimulator()]);
-      // Whatever started before a failure (port taken, database unreachable) is stopped again, so
-      // the process exits 1 instead of hanging on open connections.
-      let simulator: Awaited<ReturnType<typeof startSimulator>> | undefined;
-      let rt: Awaited<ReturnType<typeof openRuntime>> | undefined;
-      let server: Awaited<ReturnType<typeof startServer>>;
-      try {
-        if (opts.simulateUpstreams) {
-          simulator = await startSimulator({ chargeLatencyMs: opts.simulateLatency, log: log.child({ component: 'simulator' }) });
-          cfg.chargeServiceUrl = simulator.url;
-          cfg.fulfillmentServiceUrl = simulator.url;
+    .action(
+      async (opts: {
+        port?: number;
+        host?: string;
+        simulateUpstreams?: boolean;
+        simulateLatency?: number;
+        migrate: boolean;
+        workers?: number;
+      }) => {
+        if (opts.simulateLatency !== undefined && !opts.simulateUpstreams)
+          throw new UsageError('--simulate-latency goes with --simulate-upstreams');
+        const cfg = cli.config();
+        if (!opts.simulateUpstreams && (!cfg.chargeServiceUrl || !cfg.fulfillmentServiceUrl)) {
+          throw new UsageError('serve needs CHARGE_SERVICE_URL and FULFILLMENT_SERVICE_URL (or --simulate-upstreams)');
         }
-        rt = await openRuntime(cfg, log, { migrate: opts.migrate });
-        server = await startServer(rt, { port: opts.port ?? cfg.port, host: opts.host ?? cfg.host });
-      } catch (err) {
-        await rt?.close().catch(() => undefined);
-        await simulator?.stop().catch(() => undefined);
-        throw err;
-      }
-      // Published only once we serve: a serve that failed to start never hides a running one's simulator.
-      const unpublish = simulator ? publishSimulatedUpstreams(cfg.dataDir, simulator.url) : () => {};
-      const lines = [`order-up listening on ${server.url}`, `docs: ${server.url}/docs`];
-      if (cfg.dataDirNote && !cfg.databaseUrl) lines.push(`data: ${cfg.dataDir} (${cfg.dataDirNote})`);
-      if (simulator) lines.push(`simulated charge and fulfillment services: ${simulator.url} (card tokens tok_decline*, tok_fail*, tok_hang*, tok_reset* and line items "fail*" misbehave: docs/frontend-guide.md)`);
-      if (cfg.staffTokenGenerated) lines.push(`staff token: ${cfg.staffTokens[0]}`);
-      process.stdout.write(lines.join('\n') + '\n');
-      await shutdownSignal(log, {
-        first: 'shutting down: finishing in-flight work',
-        again: 'already shutting down: waiting for in-flight and queued work to finish',
-      });
-      await server.stop();
-      await rt.close();
-      unpublish();
-      await simulator?.stop();
-      cli.setExit(EXIT_OK);
-    });
+        const log = await lazy.createLogger();
+        const requested = opts.workers ?? cfg.workers;
+        const workers = requested === 0 ? os.availableParallelism() : requested;
+        if (workers > 1) {
+          // cli/cluster-primary.ts: the same start-up, banner and drain, over N worker processes.
+          const serveWithWorkers = await lazy.serveWithWorkers();
+          await serveWithWorkers(cfg, log.child({ role: 'primary' }), {
+            workers,
+            port: opts.port ?? cfg.port,
+            host: opts.host ?? cfg.host,
+            simulateUpstreams: opts.simulateUpstreams === true,
+            simulateLatencyMs: opts.simulateLatency,
+            migrate: opts.migrate,
+          });
+          cli.setExit(EXIT_OK);
+          return;
+        }
+        const [openRuntime, startServer, startSimulator] = await Promise.all([
+          lazy.openRuntime(),
+          lazy.startServer(),
+          lazy.startSimulator(),
+        ]);
+        // Whatever started before a failure (port taken, database unreachable) is stopped again, so
+        // the process exits 1 instead of hanging on open connections.
+        let simulator: Awaited<ReturnType<typeof startSimulator>> | undefined;
+        let rt: Awaited<ReturnType<typeof openRuntime>> | undefined;
+        let server: Awaited<ReturnType<typeof startServer>>;
+        try {
+          if (opts.simulateUpstreams) {
+            simulator = await startSimulator({ chargeLatencyMs: opts.simulateLatency, log: log.child({ component: 'simulator' }) });
+            cfg.chargeServiceUrl = simulator.url;
+            cfg.fulfillmentServiceUrl = simulator.url;
+          }
+          rt = await openRuntime(cfg, log, { migrate: opts.migrate });
+          server = await startServer(rt, { port: opts.port ?? cfg.port, host: opts.host ?? cfg.host });
+        } catch (err) {
+          await rt?.close().catch(() => undefined);
+          await simulator?.stop().catch(() => undefined);
+          throw err;
+        }
+        // Published only once we serve: a serve that failed to start never hides a running one's simulator.
+        const unpublish = simulator ? publishSimulatedUpstreams(cfg.dataDir, simulator.url) : () => {};
+        const lines = [`order-up listening on ${server.url}`, `docs: ${server.url}/docs`];
+        if (cfg.dataDirNote && !cfg.databaseUrl) lines.push(`data: ${cfg.dataDir} (${cfg.dataDirNote})`);
+        if (simulator)
+          lines.push(
+            `simulated charge and fulfillment services: ${simulator.url} (card tokens tok_decline*, tok_fail*, tok_hang*, tok_reset* and line items "fail*" misbehave: docs/frontend-guide.md)`,
+          );
+        if (cfg.staffTokenGenerated) lines.push(`staff token: ${cfg.staffTokens[0]}`);
+        process.stdout.write(lines.join('\n') + '\n');
+        await shutdownSignal(log, {
+          first: 'shutting down: finishing in-flight work',
+          again: 'already shutting down: waiting for in-flight and queued work to finish',
+        });
+        await server.stop();
+        await rt.close();
+        unpublish();
+        await simulator?.stop();
+        cli.setExit(EXIT_OK);
+      },
+    );
 
   program
     .command('migrate')

@@ -109,7 +109,10 @@ export class ClaimsRepository {
       set += `, status = $${values.push(c.status)}, updated_at = $${values.push(c.updatedAt)}, charged_at = $${values.push(c.chargedAt)}`;
       set += `, fulfilled_at = $${values.push(c.fulfilledAt)}, cancelled_at = $${values.push(c.cancelledAt)}, cancel_reason = $${values.push(c.cancelReason)}`;
     }
-    const rows = await this.db.query<{ id: string }>(`${ctes} update orders set ${set} where id in (select id from held)${guard} returning id`, values);
+    const rows = await this.db.query<{ id: string }>(
+      `${ctes} update orders set ${set} where id in (select id from held)${guard} returning id`,
+      values,
+    );
     return rows.length === 1;
   }
 
@@ -118,7 +121,14 @@ export class ClaimsRepository {
    * and a `started` payment of that claim's owner becomes `state` (in doubt unless the caller knows
    * no money moved) - in one statement, and only if the order is still held by that very claim.
    */
-  async abandon(args: { id: string; token: string; owner: number; outcome: string; state: 'in_doubt' | 'failed'; who: Who }): Promise<void> {
+  async abandon(args: {
+    id: string;
+    token: string;
+    owner: number;
+    outcome: string;
+    state: 'in_doubt' | 'failed';
+    who: Who;
+  }): Promise<void> {
     await this.db.query(
       `with released as (
          update orders set operation = null, operation_owner = null, operation_token = null

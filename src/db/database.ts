@@ -63,8 +63,19 @@ export class DatabaseUnavailable extends Error {
 // statement_timeout), 25P03 (idle in transaction timeout), 53300 (too many connections).
 const CONNECTION_SQLSTATE = /^(08...|57P0[1-5]|57014|25P03|53300)$/;
 // What node and node-postgres raise for a broken or timed-out connection.
-const CONNECTION_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED']);
-const CONNECTION_MESSAGE = /^(Connection terminated|Query read timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed|timeout expired)/;
+const CONNECTION_ERRNO = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+]);
+const CONNECTION_MESSAGE =
+  /^(Connection terminated|Query read timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed|timeout expired)/;
 
 /**
  * Whether an error means the database is unavailable (as opposed to a statement it refused): a
@@ -81,7 +92,9 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 
 /** A statement's failure as the caller sees it: connection-level ones become DatabaseUnavailable. */
 function classify(err: unknown): unknown {
-  return !(err instanceof DatabaseUnavailable) && isDatabaseUnavailable(err) ? new DatabaseUnavailable('the database connection failed', err) : err;
+  return !(err instanceof DatabaseUnavailable) && isDatabaseUnavailable(err)
+    ? new DatabaseUnavailable('the database connection failed', err)
+    : err;
 }
 
 /**

@@ -63,7 +63,10 @@ export class EventsRepository {
 
   /** Appends events that go with no change of the order's row (a fulfillment item's outcome). */
   async append(orderId: string, who: Who, events: NewEvent[]): Promise<void> {
-    await this.db.query(`insert into order_events (${EVENT_COLUMNS}) ${eventsFrom('$1', '$2', '$3')}`, [orderId, ...eventParams(events, who)]);
+    await this.db.query(`insert into order_events (${EVENT_COLUMNS}) ${eventsFrom('$1', '$2', '$3')}`, [
+      orderId,
+      ...eventParams(events, who),
+    ]);
   }
 
   /** The order's events after `afterSeq`, oldest first; `more` when another page follows. */

@@ -113,12 +113,18 @@ export class IdempotencyRepository {
 
   /** Lets go of a running key whose answer is not kept: the next request with it runs as new. */
   async release(ref: KeyRef, owner: number): Promise<void> {
-    await this.db.query(`delete from idempotency_keys where caller = $1 and key = $2 and state = 'running' and owner = $3`, [ref.caller, ref.key, owner]);
+    await this.db.query(`delete from idempotency_keys where caller = $1 and key = $2 and state = 'running' and owner = $3`, [
+      ref.caller,
+      ref.key,
+      owner,
+    ]);
   }
 
   /** Frees every key a process that is gone left running (see recoverOwnerWork). */
   async releaseOwner(owner: number): Promise<number> {
-    const rows = await this.db.query<{ key: string }>(`delete from idempotency_keys where state = 'running' and owner = $1 returning key`, [owner]);
+    const rows = await this.db.query<{ key: string }>(`delete from idempotency_keys where state = 'running' and owner = $1 returning key`, [
+      owner,
+    ]);
     return rows.length;
   }
 

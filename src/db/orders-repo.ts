@@ -37,7 +37,12 @@ export interface OrderRow {
   cancelled_at: Date | null;
   cancel_reason: string | null;
   line_items: LineItemRecord[];
-  payment: { status: PaymentSummary['status']; chargedCents: number | string; refundedCents: number | string; inDoubtSince: string | null } | null;
+  payment: {
+    status: PaymentSummary['status'];
+    chargedCents: number | string;
+    refundedCents: number | string;
+    inDoubtSince: string | null;
+  } | null;
 }
 
 export function toOrder(row: OrderRow): OrderRecord {
@@ -114,7 +119,10 @@ export class OrdersRepository {
 
   /** The order with the claim under way on it (who holds it, with which token). */
   async findWithClaim(id: string): Promise<OrderWithClaim | undefined> {
-    const rows = await this.db.query<ClaimRow>(`select ${ORDER_COLUMNS}, ${ORDER_DETAILS}, ${CLAIM_COLUMNS} from orders o where o.id = $1`, [id]);
+    const rows = await this.db.query<ClaimRow>(
+      `select ${ORDER_COLUMNS}, ${ORDER_DETAILS}, ${CLAIM_COLUMNS} from orders o where o.id = $1`,
+      [id],
+    );
     return rows[0] && toOrderWithClaim(rows[0]);
   }
 
@@ -154,7 +162,10 @@ export class OrdersRepository {
 
   /** Locks the order's row for the rest of the transaction and returns it with its claim. */
   async lock(id: string): Promise<OrderWithClaim | undefined> {
-    const rows = await this.db.query<ClaimRow>(`select ${ORDER_COLUMNS}, ${ORDER_DETAILS}, ${CLAIM_COLUMNS} from orders o where o.id = $1 for update of o`, [id]);
+    const rows = await this.db.query<ClaimRow>(
+      `select ${ORDER_COLUMNS}, ${ORDER_DETAILS}, ${CLAIM_COLUMNS} from orders o where o.id = $1 for update of o`,
+      [id],
+    );
     return rows[0] && toOrderWithClaim(rows[0]);
   }
 }

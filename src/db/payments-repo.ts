@@ -62,7 +62,10 @@ export class PaymentsRepository {
 
   /** The order's payments that are still open (started or in doubt). */
   async openOf(orderId: string): Promise<PaymentRecord[]> {
-    const rows = await this.db.query<PaymentRow>(`select ${PAYMENT_COLUMNS} from payments p where p.order_id = $1 and p.state in ('started', 'in_doubt')`, [orderId]);
+    const rows = await this.db.query<PaymentRow>(
+      `select ${PAYMENT_COLUMNS} from payments p where p.order_id = $1 and p.state in ('started', 'in_doubt')`,
+      [orderId],
+    );
     return rows.map(toPayment);
   }
 
@@ -85,7 +88,13 @@ export class PaymentsRepository {
    * Replaces `from`'s outcome of an in-doubt payment with what is known after all (an event of type
    * `<kind>.<eventState>` says so); false when it was not so.
    */
-  async correctInDoubt(id: string, from: string, to: { state: PaymentState; outcome: string }, eventState: string, who: Who): Promise<boolean> {
+  async correctInDoubt(
+    id: string,
+    from: string,
+    to: { state: PaymentState; outcome: string },
+    eventState: string,
+    who: Who,
+  ): Promise<boolean> {
     const rows = await this.db.query<{ id: string }>(
       `with fixed as (
          update payments set state = $2, outcome = $3, updated_at = now() where id = $1 and state = 'in_doubt' and outcome = $4
@@ -124,11 +133,16 @@ export class PaymentsRepository {
    * A page of payments (of one state, or all), oldest first, keyset-paged on when they started:
    * `after` is the last page's [created_at as PostgreSQL wrote it, id], so no microsecond is lost.
    */
-  async page(args: { state?: PaymentState; after?: [string, string]; limit: number }): Promise<{ payments: PaymentRecord[]; last: [string, string] | null }> {
+  async page(args: {
+    state?: PaymentState;
+    after?: [string, string];
+    limit: number;
+  }): Promise<{ payments: PaymentRecord[]; last: [string, string] | null }> {
     const where: string[] = [];
     const values: unknown[] = [];
     if (args.state) where.push(`p.state = $${values.push(args.state)}`);
-    if (args.after) where.push(`(p.created_at, p.id) > ($${values.push(args.after[0])}::timestamptz, $${values.push(args.after[1])}::uuid)`);
+    if (args.after)
+      where.push(`(p.created_at, p.id) > ($${values.push(args.after[0])}::timestamptz, $${values.push(args.after[1])}::uuid)`);
     const rows = await this.db.query<PaymentRow & { created_key: string }>(
       `select ${PAYMENT_COLUMNS}, p.created_at::text as created_key from payments p
        ${where.length > 0 ? `where ${where.join(' and ')}` : ''} order by p.created_at, p.id limit $${values.push(args.limit + 1)}`,
@@ -141,7 +155,9 @@ export class PaymentsRepository {
 
   /** Every payment whose outcome is unknown, oldest first. */
   async inDoubt(): Promise<PaymentRecord[]> {
-    const rows = await this.db.query<PaymentRow>(`select ${PAYMENT_COLUMNS} from payments p where p.state = 'in_doubt' order by p.created_at, p.id`);
+    const rows = await this.db.query<PaymentRow>(
+      `select ${PAYMENT_COLUMNS} from payments p where p.state = 'in_doubt' order by p.created_at, p.id`,
+    );
     return rows.map(toPayment);
   }
 }

@@ -76,7 +76,10 @@ export class ProcessLease {
     this.state.released = true;
     clearInterval(this.state.ping);
     // A frozen server never finishes a graceful close: do not let it hold up the process's exit.
-    await within(this.client.end().catch(() => undefined), 2000);
+    await within(
+      this.client.end().catch(() => undefined),
+      2000,
+    );
   }
 }
 
@@ -101,7 +104,8 @@ function ping(client: pg.Client, times: PingTimes, events: LeaseEvents, lost: (w
   let silentSince = 0;
   return () => {
     if (pending) {
-      if (silentSince > 0 && Date.now() - silentSince >= times.silentLimitMs) lost(`the lease connection was silent for ${times.silentLimitMs} ms`);
+      if (silentSince > 0 && Date.now() - silentSince >= times.silentLimitMs)
+        lost(`the lease connection was silent for ${times.silentLimitMs} ms`);
       return;
     }
     pending = true;
@@ -199,7 +203,8 @@ export class Lease {
   private setSilent(silent: boolean): void {
     if (this.silent === silent || this.closed) return;
     this.silent = silent;
-    if (silent) this.log.error({ key: this.lastKey }, 'the database lease connection does not answer: order-up takes no new work until it does');
+    if (silent)
+      this.log.error({ key: this.lastKey }, 'the database lease connection does not answer: order-up takes no new work until it does');
     else this.log.warn({ key: this.lastKey }, 'the database lease connection answers again: taking work again');
   }
 

@@ -20,7 +20,11 @@ export async function cancelOrder(ctx: DomainContext, id: string, reason?: strin
   return holding(ctx, claim, async () => {
     if (paymentOf('cancel', order.status) !== 'refund' || order.totalCents === 0) {
       const result = (o: OrderRecord) => ({ refundedCents: 0, order: orderView(o) });
-      await finishClaim(ctx, claim, 'cancelled', { cancelReason, eventData: { reason: cancelReason, refundedCents: 0 }, outcome: (o) => ({ result: result(o) }) });
+      await finishClaim(ctx, claim, 'cancelled', {
+        cancelReason,
+        eventData: { reason: cancelReason, refundedCents: 0 },
+        outcome: (o) => ({ result: result(o) }),
+      });
       return result(order);
     }
     const slot = placeInQueue(ctx);

@@ -38,10 +38,15 @@ export async function chargeOrder(ctx: DomainContext, id: string, cardToken: str
       slot?.cancel();
       // Totals never change, so this holds; were it not so, the order is released untouched.
       if (order.totalCents !== 0) throw noPlace ?? new Error(`order ${order.id} has a total but no journaled charge`);
-      await finishClaim(ctx, held, 'charged', { eventData: { chargedCents: 0, note: 'zero total: no charge call' }, outcome: (o) => ({ result: charged(o) }) });
+      await finishClaim(ctx, held, 'charged', {
+        eventData: { chargedCents: 0, note: 'zero total: no charge call' },
+        outcome: (o) => ({ result: charged(o) }),
+      });
       return charged(order);
     }
-    const outcome = await sendAndSettle(ctx, held, slot!, { cardToken, amountCents: order.totalCents }, 'charge', 'charged', { result: charged });
+    const outcome = await sendAndSettle(ctx, held, slot!, { cardToken, amountCents: order.totalCents }, 'charge', 'charged', {
+      result: charged,
+    });
     if (outcome.kind !== 'succeeded') throw outcomeError('charge', outcome);
     return charged(order);
   });
@@ -61,7 +66,8 @@ async function totalOf(ctx: DomainContext, id: string): Promise<number | undefin
 
 /** What the caller hears when the charge queue has no place: 502 charge_failed, or 503 charge_queue_full with Retry-After. */
 function noPlaceError(refused: NoPlace): AppError {
-  if (refused.reason === 'not_configured') return new AppError('charge_failed', 'No charge service is configured (CHARGE_SERVICE_URL); nothing was sent.');
+  if (refused.reason === 'not_configured')
+    return new AppError('charge_failed', 'No charge service is configured (CHARGE_SERVICE_URL); nothing was sent.');
   return new AppError('charge_queue_full', 'Too many payments are waiting for the charge service; try again shortly.', {
     retryAfterSeconds: refused.retryAfterSeconds,
   });

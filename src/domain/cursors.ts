@@ -17,7 +17,8 @@ const MAX_BIGINT = 9223372036854775807n;
 /** A timestamptz as PostgreSQL writes it as text: `2026-11-29 11:50:00.123456+00`. */
 const PG_TIMESTAMP = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?[+-]\d\d(:\d\d)?$/;
 
-const notOurs = () => invalid([{ path: '/query/cursor', message: 'is not a cursor this service issued; use nextCursor from a previous page' }]);
+const notOurs = () =>
+  invalid([{ path: '/query/cursor', message: 'is not a cursor this service issued; use nextCursor from a previous page' }]);
 
 /** A codec for `prefix` whose positions are written as `text` and read back by `read` (undefined: not one of ours). */
 function codec<T>(prefix: string, text: (position: T) => string, read: (text: string) => T | undefined): CursorCodec<T> {

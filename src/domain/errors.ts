@@ -22,7 +22,12 @@ export class AppError extends Error {
   constructor(
     readonly code: ErrorCode,
     readonly detail: string,
-    readonly extra: { errors?: FieldError[]; retryAfterSeconds?: number; status?: number; /** For a 405: the methods the resource supports. */ allow?: string } = {},
+    readonly extra: {
+      errors?: FieldError[];
+      retryAfterSeconds?: number;
+      status?: number;
+      /** For a 405: the methods the resource supports. */ allow?: string;
+    } = {},
   ) {
     super(`${code}: ${detail}`);
     this.name = 'AppError';

@@ -25,7 +25,13 @@ export const orderCreated = (order: OrderRecord): NewEvent => ({
   data: { totalCents: order.totalCents, lineItems: order.lineItems.length },
 });
 
-export function paymentOutcome(kind: PaymentKind, paymentId: string, amountCents: number, outcome: ChargeOutcome, described: string): NewEvent {
+export function paymentOutcome(
+  kind: PaymentKind,
+  paymentId: string,
+  amountCents: number,
+  outcome: ChargeOutcome,
+  described: string,
+): NewEvent {
   const data: Record<string, unknown> = { paymentId, kind, amountCents, outcome: described };
   if (outcome.kind === 'declined') data.upstreamStatus = outcome.status;
   return { type: `${kind}.${outcome.kind}`, data };
@@ -41,6 +47,11 @@ export function fulfillmentItem(item: LineItemRecord, result: { ok: true } | { o
     type: 'fulfillment.item',
     data: result.ok
       ? { description: item.description, quantity: item.quantity, outcome: 'fulfilled' }
-      : { description: item.description, quantity: item.quantity, outcome: result.reason === 'timeout' ? 'timeout' : 'failed', detail: result.detail },
+      : {
+          description: item.description,
+          quantity: item.quantity,
+          outcome: result.reason === 'timeout' ? 'timeout' : 'failed',
+          detail: result.detail,
+        },
   };
 }

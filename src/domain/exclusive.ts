@@ -116,7 +116,9 @@ async function letGo(ctx: DomainContext, claim: HeldOrder, err: unknown): Promis
       outcome: `order-up could not record the outcome (${err instanceof AppError ? err.code : 'internal error'})`,
       who: whoOf(ctx),
     })
-    .catch((e: unknown) => ctx.log.error({ err: e, orderId: claim.order.id }, 'could not release an order; it is recovered on its next use'));
+    .catch((e: unknown) =>
+      ctx.log.error({ err: e, orderId: claim.order.id }, 'could not release an order; it is recovered on its next use'),
+    );
   claim.held = false;
 }
 
@@ -140,7 +142,13 @@ export interface FinishExtra {
  * (`order.<status>`), except `charged` after a charge call, whose `charge.succeeded` event says it.
  * Returns false when nothing was written (the order or the started payment was no longer ours).
  */
-export async function tryFinishClaim(ctx: DomainContext, claim: HeldOrder, to: OrderStatus | null, payment?: PaymentOutcome, extra: FinishExtra = {}): Promise<boolean> {
+export async function tryFinishClaim(
+  ctx: DomainContext,
+  claim: HeldOrder,
+  to: OrderStatus | null,
+  payment?: PaymentOutcome,
+  extra: FinishExtra = {},
+): Promise<boolean> {
   const { order } = claim;
   let change;
   const events = [...(extra.events ?? [])];
@@ -152,7 +160,15 @@ export async function tryFinishClaim(ctx: DomainContext, claim: HeldOrder, to: O
   const after = { ...change, ...(extra.paymentSummary ? { payment: extra.paymentSummary } : {}) };
   const outcome = extra.outcome;
   const keyed = outcome && answerWith(ctx, () => outcome({ ...order, ...after }));
-  const done = await ctx.db.claims.finish({ id: order.id, token: claim.token, change, payment, events, who: whoOf(ctx), answer: keyed?.answer });
+  const done = await ctx.db.claims.finish({
+    id: order.id,
+    token: claim.token,
+    change,
+    payment,
+    events,
+    who: whoOf(ctx),
+    answer: keyed?.answer,
+  });
   if (done) {
     claim.held = false;
     Object.assign(order, after);
@@ -192,7 +208,14 @@ async function refuseUnlessAbandoned(ctx: DomainContext, order: OrderWithClaim):
   if (ours && order.operationToken !== null && !ctx.services.activeClaims.has(order.operationToken)) {
     // Ours, but no work of ours holds it any more (a failure kept us from letting go). The token
     // makes sure only that very claim is released, never a newer one.
-    await ctx.db.claims.abandon({ id: order.id, token: order.operationToken, owner, state: 'in_doubt', outcome: 'order-up could not record the outcome', who: whoOf(ctx) });
+    await ctx.db.claims.abandon({
+      id: order.id,
+      token: order.operationToken,
+      owner,
+      state: 'in_doubt',
+      outcome: 'order-up could not record the outcome',
+      who: whoOf(ctx),
+    });
     return;
   }
   if (owner !== null && !ours && !(await isOwnerAlive(ctx, owner))) {

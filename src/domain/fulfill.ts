@@ -21,18 +21,24 @@ export async function fulfillOrder(ctx: DomainContext, id: string): Promise<{ or
   return holding(ctx, claim, async () => {
     const items = order.lineItems;
     let leaseLost = false;
-    const results = await pMap(items, async (item) => {
-      // Without the lease the order was claimed under, another process may have recovered the
-      // order (and, say, cancelled it): no further item is sent.
-      if (!ctx.services.lease.holds(claim.owner)) {
-        leaseLost = true;
-        return { ok: false as const, reason: 'failed' as const, detail: 'not sent' };
-      }
-      return ctx.services.fulfillment.fulfill({ description: item.description, quantity: item.quantity, orderID: order.id });
-    }, { concurrency: PARALLEL_ITEMS });
+    const results = await pMap(
+      items,
+      async (item) => {
+        // Without the lease the order was claimed under, another process may have recovered the
+        // order (and, say, cancelled it): no further item is sent.
+        if (!ctx.services.lease.holds(claim.owner)) {
+          leaseLost = true;
+          return { ok: false as const, reason: 'failed' as const, detail: 'not sent' };
+        }
+        return ctx.services.fulfillment.fulfill({ description: item.description, quantity: item.quantity, orderID: order.id });
+      },
+      { concurrency: PARALLEL_ITEMS },
+    );
     // On the timeline and in the log after the fact, in line-item order, so a parallel run still
     // reads top to bottom. Items never sent (the lease was lost) are not on the timeline.
-    const sent = items.flatMap((item, i) => (leaseLost && !results[i].ok && results[i].detail === 'not sent' ? [] : [fulfillmentItem(item, results[i])]));
+    const sent = items.flatMap((item, i) =>
+      leaseLost && !results[i].ok && results[i].detail === 'not sent' ? [] : [fulfillmentItem(item, results[i])],
+    );
     if (sent.length > 0) await ctx.db.events.append(order.id, whoOf(ctx), sent);
     results.forEach((result, i) => {
       const line = { orderId: id, item: i + 1, of: items.length, description: items[i].description };

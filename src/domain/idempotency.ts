@@ -71,7 +71,9 @@ async function takeAndRun(
       return { answer: { status, body: JSON.parse(body), location: location ?? undefined }, replayed: true };
     }
     if (attempt === 0 && (await abandoned(ctx, request, held.owner))) continue;
-    throw new AppError('idempotency_key_in_use', 'The first request with this Idempotency-Key is still running; try again in a moment.', { retryAfterSeconds: 1 });
+    throw new AppError('idempotency_key_in_use', 'The first request with this Idempotency-Key is still running; try again in a moment.', {
+      retryAfterSeconds: 1,
+    });
   }
 
   const attempt: KeyedAttempt = { ref: { caller: request.caller, key: request.key }, owner, ttlMs, answerFor };

@@ -78,7 +78,10 @@ export async function resolvePayment(
     const order = await tx.orders.lock(orderId);
     if (!order) throw new AppError('internal_error', `Payment ${paymentId} belongs to an order that does not exist.`);
     if (order.operation !== null) {
-      throw new AppError('operation_in_progress', `Another ${order.operation} of order ${orderId} is under way; try again when it has finished.`);
+      throw new AppError(
+        'operation_in_progress',
+        `Another ${order.operation} of order ${orderId} is under way; try again when it has finished.`,
+      );
     }
     // The life cycle's step that made the payment (domain/order-state.ts): a success takes it, a failure leaves the order.
     const step = paymentStep(payment.kind);
@@ -102,10 +105,20 @@ export async function resolvePayment(
     await tx.events.append(orderId, whoOf(ctx), [
       {
         type: 'payment.resolved',
-        data: { paymentId, kind: payment.kind, amountCents: payment.amountCents, outcome: state, orderStatus: order.status, ...(note ? { note } : {}) },
+        data: {
+          paymentId,
+          kind: payment.kind,
+          amountCents: payment.amountCents,
+          outcome: state,
+          orderStatus: order.status,
+          ...(note ? { note } : {}),
+        },
       },
     ]);
-    ctx.log.info({ paymentId, orderId, kind: payment.kind, outcome: state, orderStatus: order.status }, 'in-doubt payment resolved by staff');
+    ctx.log.info(
+      { paymentId, orderId, kind: payment.kind, outcome: state, orderStatus: order.status },
+      'in-doubt payment resolved by staff',
+    );
     return { ...paymentView({ ...payment, outcome }), state, resolvedAt: now.toISOString() };
   });
   return { payment: resolved, order: await getOrder(ctx, resolved.orderId) };

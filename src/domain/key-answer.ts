@@ -20,5 +20,8 @@ export function answerWith(ctx: DomainContext, outcome: () => Outcome): { answer
   };
 }
 
-export const toStored = (answer: Answer) => ({ status: answer.status, body: JSON.stringify(answer.body), location: answer.location ?? null });
-
+export const toStored = (answer: Answer) => ({
+  status: answer.status,
+  body: JSON.stringify(answer.body),
+  location: answer.location ?? null,
+});

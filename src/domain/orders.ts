@@ -68,7 +68,10 @@ function checkNewOrder(input: NewOrderInput): number {
   input.lineItems.forEach((item, i) => {
     const first = seen.get(item.description);
     if (first !== undefined) {
-      errors.push({ path: `/lineItems/${i}/description`, message: `repeats the description of line item ${first}; descriptions must be unique within an order` });
+      errors.push({
+        path: `/lineItems/${i}/description`,
+        message: `repeats the description of line item ${first}; descriptions must be unique within an order`,
+      });
     } else {
       seen.set(item.description, i);
     }
@@ -76,7 +79,10 @@ function checkNewOrder(input: NewOrderInput): number {
   if (errors.length > 0) throw invalid(errors, 'Line item descriptions must be unique within an order.');
   const total = input.lineItems.reduce((sum, item) => sum + item.priceCents * item.quantity, 0);
   if (total < 0) {
-    throw new AppError('invalid_total', `The order's total would be ${total} cents; discounts may not exceed the price of the other items.`);
+    throw new AppError(
+      'invalid_total',
+      `The order's total would be ${total} cents; discounts may not exceed the price of the other items.`,
+    );
   }
   return total;
 }

@@ -29,7 +29,14 @@ export async function journalRefund(
   const { order } = claim;
   // Only while this very claim still holds the order (its row locked meanwhile): should another
   // process have recovered the order, no refund is journaled, so none is sent.
-  const refund = await ctx.db.payments.journalRefund({ orderId: order.id, token: claim.token, paymentId, owner: claim.owner, cancelReason, who: whoOf(ctx) });
+  const refund = await ctx.db.payments.journalRefund({
+    orderId: order.id,
+    token: claim.token,
+    paymentId,
+    owner: claim.owner,
+    cancelReason,
+    who: whoOf(ctx),
+  });
   if (!refund) {
     if (!ctx.services.lease.holds(claim.owner)) {
       throw reconnecting('no refund was sent. Try again in a moment.');
@@ -84,11 +91,15 @@ async function settle(ctx: DomainContext, s: Settlement): Promise<void> {
     } catch (err) {
       // A statement the database refused will be refused again: three tries. The database away: until giveUpAt.
       if (Date.now() >= giveUpAt || (!isDatabaseUnavailable(err) && attempt >= 3)) {
-        ctx.log.error({ err, paymentId: payment.id, kind, outcome: payment.outcome }, 'could not record a payment outcome in time; the payment is left in doubt');
+        ctx.log.error(
+          { err, paymentId: payment.id, kind, outcome: payment.outcome },
+          'could not record a payment outcome in time; the payment is left in doubt',
+        );
         throw couldNotRecord(kind);
       }
       // The first failure and then one in ten: a database away for minutes should not flood the log.
-      if (attempt === 1 || attempt % 10 === 0) ctx.log.warn({ err, paymentId: payment.id, attempt }, 'recording a payment outcome failed; retrying');
+      if (attempt === 1 || attempt % 10 === 0)
+        ctx.log.warn({ err, paymentId: payment.id, attempt }, 'recording a payment outcome failed; retrying');
       await new Promise((r) => setTimeout(r, retryPause(attempt)));
       continue;
     }
@@ -117,7 +128,9 @@ interface Settlement {
 }
 
 const couldNotRecord = (kind: PaymentKind) =>
-  new AppError('payment_in_doubt', `order-up could not record the outcome of the ${kind}; it is in doubt until staff resolve it.`, { status: 502 });
+  new AppError('payment_in_doubt', `order-up could not record the outcome of the ${kind}; it is in doubt until staff resolve it.`, {
+    status: 502,
+  });
 
 /** One try at recording: true when it is recorded (now or by an earlier try), false when the order is no longer ours. */
 async function recordOnce(ctx: DomainContext, s: Settlement): Promise<boolean> {
@@ -214,11 +227,17 @@ export async function sendAndSettle(
     },
   });
   recording.then(recorded, recorded);
-  const settled = recording.then(() => true, () => true);
+  const settled = recording.then(
+    () => true,
+    () => true,
+  );
   if ((await within(settled, ctx.services.outcomes.waitMs)) === TIMED_OUT) {
     // The caller has waited long enough; the write goes on, and the order stays held until it is.
     keepRecording(ctx, claim, recording);
-    ctx.log.warn({ orderId: claim.order.id, paymentId: payment.id, kind, outcome: payment.outcome }, 'the database is away: answering before the payment outcome is recorded');
+    ctx.log.warn(
+      { orderId: claim.order.id, paymentId: payment.id, kind, outcome: payment.outcome },
+      'the database is away: answering before the payment outcome is recorded',
+    );
     throw new AppError(
       'payment_in_doubt',
       `order-up cannot record the outcome of the ${kind} right now and keeps trying; until it has, the order cannot change. Look at the order again in a minute.`,
@@ -228,7 +247,6 @@ export async function sendAndSettle(
   await recording;
   return outcome;
 }
-
 
 /**
  * What became of a call already recorded as in doubt by its timeout: the charge service's answer
@@ -249,9 +267,15 @@ function lateAnswerNote(
     const { outcome } = late;
     const note = describeLate(late);
     if (late.answered) {
-      ctx.log.warn({ paymentId, kind, lateOutcome: note }, `the charge service answered the timed-out ${kind} late (${note}); it stays in doubt until staff resolve it`);
+      ctx.log.warn(
+        { paymentId, kind, lateOutcome: note },
+        `the charge service answered the timed-out ${kind} late (${note}); it stays in doubt until staff resolve it`,
+      );
     } else {
-      ctx.log.warn({ paymentId, kind, lateOutcome: note }, `the charge service gave no answer to the timed-out ${kind} (${note}); it stays in doubt until staff resolve it`);
+      ctx.log.warn(
+        { paymentId, kind, lateOutcome: note },
+        `the charge service gave no answer to the timed-out ${kind} (${note}); it stays in doubt until staff resolve it`,
+      );
     }
     try {
       if (await ctx.db.payments.noteOnInDoubt(paymentId, `; later: ${note}`, note, whoOf(ctx))) return;
@@ -259,7 +283,10 @@ function lateAnswerNote(
       const tookMoney = late.answered && outcome.kind === 'succeeded';
       const contradicts = (row?.state === 'failed' && tookMoney) || (row?.state === 'succeeded' && late.answered && movedNoMoney(outcome));
       if (contradicts) {
-        ctx.log.error({ paymentId, kind, state: row.state, lateOutcome: note }, `the ${kind} was resolved as ${row.state}, but the charge service answered late: ${note}; check it with the charge service`);
+        ctx.log.error(
+          { paymentId, kind, state: row.state, lateOutcome: note },
+          `the ${kind} was resolved as ${row.state}, but the charge service answered late: ${note}; check it with the charge service`,
+        );
       }
     } catch (err) {
       ctx.log.error({ err, paymentId }, 'could not note the late answer on the payment');
@@ -272,7 +299,9 @@ function describeLate(late: LateAnswer): string {
   if (late.answered) return describe(late.outcome);
   if (late.gaveUp) return `still no answer after ${seconds(late.afterMs)} more`;
   if (late.outcome.kind === 'in_doubt') {
-    return late.outcome.reason === 'reset' ? 'the connection broke without an answer' : `still no answer after ${seconds(late.afterMs)} more`;
+    return late.outcome.reason === 'reset'
+      ? 'the connection broke without an answer'
+      : `still no answer after ${seconds(late.afterMs)} more`;
   }
   return describe(late.outcome);
 }
@@ -289,13 +318,23 @@ export function outcomeError(kind: PaymentKind, outcome: Exclude<ChargeOutcome, 
       if (kind === 'charge') return new AppError('payment_declined', 'The card was declined. Ask the customer for another card.');
       return new AppError('charge_failed', `The charge service refused the refund (status ${outcome.status}); the order is still charged.`);
     case 'failed':
-      return new AppError('charge_failed', `The ${kind} did not go through: ${outcome.reason}. Nothing was taken or refunded; it can be tried again.`);
+      return new AppError(
+        'charge_failed',
+        `The ${kind} did not go through: ${outcome.reason}. Nothing was taken or refunded; it can be tried again.`,
+      );
     case 'in_doubt':
       if (outcome.reason === 'timeout') {
-        return new AppError('upstream_timeout', `The charge service did not answer in time; the ${kind} is in doubt until staff resolve it.`);
+        return new AppError(
+          'upstream_timeout',
+          `The charge service did not answer in time; the ${kind} is in doubt until staff resolve it.`,
+        );
       }
-      return new AppError('payment_in_doubt', `The connection to the charge service broke after the ${kind} was sent; its outcome is unknown until staff resolve it.`, {
-        status: 502,
-      });
+      return new AppError(
+        'payment_in_doubt',
+        `The connection to the charge service broke after the ${kind} was sent; its outcome is unknown until staff resolve it.`,
+        {
+          status: 502,
+        },
+      );
   }
 }

@@ -15,7 +15,14 @@ export async function orderEvents(
   const after = input.cursor ? EVENT_CURSOR.decode(input.cursor) : undefined;
   if ((await ctx.db.orders.totalOf(id)) === undefined) throw notFound(id);
   const page = await ctx.db.events.page(id, after, input.limit ?? 100);
-  const events = page.events.map((e) => ({ seq: Number(e.seq), at: e.at.toISOString(), type: e.type, actor: e.actor, requestId: e.requestId, data: e.data }));
+  const events = page.events.map((e) => ({
+    seq: Number(e.seq),
+    at: e.at.toISOString(),
+    type: e.type,
+    actor: e.actor,
+    requestId: e.requestId,
+    data: e.data,
+  }));
   const last = page.events[page.events.length - 1];
   return { events, nextCursor: page.more && last ? EVENT_CURSOR.encode(last.seq) : null };
 }

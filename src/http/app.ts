@@ -35,8 +35,10 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
   for (const operation of api.getOperations()) {
     if (!handlers[operation.operationId!]) throw new Error(`no handler for operation ${operation.operationId}`);
     // The spec says which operations take an Idempotency-Key; the code must know how to answer each of them.
-    if (takesIdempotencyKey(operation) !== (operation.operationId! in keyedOperations)) {
-      throw new Error(`operation ${operation.operationId}: the spec and keyedOperations (http/handlers.ts) disagree on its Idempotency-Key`);
+    if (takesIdempotencyKey(operation) !== operation.operationId! in keyedOperations) {
+      throw new Error(
+        `operation ${operation.operationId}: the spec and keyedOperations (http/handlers.ts) disagree on its Idempotency-Key`,
+      );
     }
   }
 
@@ -81,14 +83,7 @@ export async function createApp(deps: HttpDeps): Promise<express.Express> {
   return app;
 }
 
-async function serve(
-  deps: HttpDeps,
-  api: OpenAPIBackend,
-  route: Route,
-  req: Request,
-  res: Response,
-  staff: string | undefined,
-) {
+async function serve(deps: HttpDeps, api: OpenAPIBackend, route: Route, req: Request, res: Response, staff: string | undefined) {
   const { operation } = route;
   // Decoded only now: a staff endpoint answers 401 before a malformed path parameter's 400.
   const request = validateRequest(api, operation, decodeParams(route), req);
@@ -108,7 +103,10 @@ async function serve(
   const keyed = keyedOperations[request.operationId];
   if (typeof key === 'string' && keyed) {
     const caller = staff === undefined ? 'public' : `staff:${staff}`;
-    await answerOnce(ctx, key, caller, deps.config.idempotencyTtlMs, req, res, { run: () => keyed.run(request, args), present: (result) => keyed.present(result) });
+    await answerOnce(ctx, key, caller, deps.config.idempotencyTtlMs, req, res, {
+      run: () => keyed.run(request, args),
+      present: (result) => keyed.present(result),
+    });
     return;
   }
   const answer = await handlers[request.operationId](request, args);

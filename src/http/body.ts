@@ -4,7 +4,11 @@ import { AppError, invalid, type FieldError } from '../domain/errors.js';
 const JSON_TYPE = /^application\/(?:[a-z0-9.+-]*\+)?json$/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
-const mediaType = (req: Request) => String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+const mediaType = (req: Request) =>
+  String(req.headers['content-type'] ?? '')
+    .split(';')[0]
+    .trim()
+    .toLowerCase();
 const hasBody = (req: Request) => Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
 
 const parseJson = express.json({ limit: '1mb', strict: true, type: (req) => JSON_TYPE.test(mediaType(req as Request)) });
@@ -32,13 +36,24 @@ function bodyParserError(err: unknown): AppError | undefined {
   if (type === 'entity.parse.failed') return invalid([{ path: '', message: 'is not valid JSON' }], 'The request body is not valid JSON.');
   if (type === 'entity.too.large') return new AppError('payload_too_large', 'The request body is larger than 1 MB.');
   if (type === 'encoding.unsupported') {
-    return new AppError('unsupported_media_type', `The Content-Encoding ${JSON.stringify(String(e.encoding ?? ''))} is not supported: send the body as is, or with gzip, deflate or br.`);
+    return new AppError(
+      'unsupported_media_type',
+      `The Content-Encoding ${JSON.stringify(String(e.encoding ?? ''))} is not supported: send the body as is, or with gzip, deflate or br.`,
+    );
   }
   if (type === 'charset.unsupported') return new AppError('unsupported_media_type', 'Send request bodies as UTF-8 JSON.');
   if (typeof e.code === 'string' && e.code.startsWith('Z_')) {
-    return invalid([{ path: '', message: 'could not be decoded as its Content-Encoding says' }], 'The request body could not be decoded as its Content-Encoding says.');
+    return invalid(
+      [{ path: '', message: 'could not be decoded as its Content-Encoding says' }],
+      'The request body could not be decoded as its Content-Encoding says.',
+    );
   }
-  if (type === 'request.aborted' || type === 'request.size.invalid' || type === 'stream.encoding.set' || (typeof e.status === 'number' && e.status >= 400 && e.status < 500)) {
+  if (
+    type === 'request.aborted' ||
+    type === 'request.size.invalid' ||
+    type === 'stream.encoding.set' ||
+    (typeof e.status === 'number' && e.status >= 400 && e.status < 500)
+  ) {
     return invalid([{ path: '', message: 'could not be read' }], 'The request body could not be read.');
   }
   return undefined;

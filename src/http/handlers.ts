@@ -31,7 +31,11 @@ const keyed = <R>(op: { run(request: ApiRequest, args: HandlerArgs): Promise<R>;
 export const keyedOperations: Record<string, KeyedOperation> = {
   createOrder: keyed({
     run: (r, { ctx }) => createOrder(ctx, r.body as NewOrderInput),
-    present: (order) => ({ status: 201, location: `/orders/${encodeURIComponent(order.id)}`, body: { order } satisfies Schemas['OrderEnvelope'] }),
+    present: (order) => ({
+      status: 201,
+      location: `/orders/${encodeURIComponent(order.id)}`,
+      body: { order } satisfies Schemas['OrderEnvelope'],
+    }),
   }),
   chargeOrder: keyed({
     run: (r, { ctx }) => chargeOrder(ctx, r.params.id, (r.body as Schemas['ChargeRequest']).cardToken),
@@ -48,7 +52,10 @@ export const keyedOperations: Record<string, KeyedOperation> = {
 };
 
 /** A keyed operation run without a key. */
-const answered = (op: KeyedOperation): Handler => async (r, args) => op.present(await op.run(r, args));
+const answered =
+  (op: KeyedOperation): Handler =>
+  async (r, args) =>
+    op.present(await op.run(r, args));
 
 /**
  * One handler per operationId of openapi/order-up.yaml; each reads like the feature it serves and
@@ -71,7 +78,13 @@ export const handlers: Record<string, Handler> = {
     // Without its lease this process takes no new work (see db/process-lease.ts): not ready either.
     if (!deps.services.lease.held) throw reconnecting('not ready for traffic until it has a new lease.');
     // Answered within 2 s, or the database counts as unreachable.
-    const answered = await within(deps.db.ping().then(() => true, () => false), 2000);
+    const answered = await within(
+      deps.db.ping().then(
+        () => true,
+        () => false,
+      ),
+      2000,
+    );
     if (answered !== true) throw new AppError('not_ready', 'The database cannot be reached.', { retryAfterSeconds: 5 });
     return { status: 200, body: { status: 'ok' } };
   },
@@ -107,13 +120,20 @@ export const handlers: Record<string, Handler> = {
 
   listPayments: async (r, { ctx }) => {
     const q = r.query as { status?: Schemas['Payment']['status']; limit?: number | string; cursor?: string };
-    const page = await listPayments(ctx, { status: q.status, limit: q.limit === undefined ? undefined : Number(q.limit), cursor: q.cursor });
+    const page = await listPayments(ctx, {
+      status: q.status,
+      limit: q.limit === undefined ? undefined : Number(q.limit),
+      cursor: q.cursor,
+    });
     return { status: 200, body: page satisfies Schemas['PaymentPage'] };
   },
 
   resolvePayment: async (r, { ctx }) => {
     const body = r.body as Schemas['ResolveRequest'];
-    return { status: 200, body: (await resolvePaymentItem(ctx, r.params.paymentId, body.outcome, body.note)) satisfies Schemas['ResolveResult'] };
+    return {
+      status: 200,
+      body: (await resolvePaymentItem(ctx, r.params.paymentId, body.outcome, body.note)) satisfies Schemas['ResolveResult'],
+    };
   },
 
   listOrders: async (r, { ctx }) => {

@@ -50,7 +50,9 @@ export async function answerOnce(
   res: Response,
   op: { run(): Promise<unknown>; present(result: unknown): Answer },
 ): Promise<void> {
-  const fingerprint = createHash('sha256').update(`${req.method} ${req.path}\n${canonical(req.body)}`).digest('hex');
+  const fingerprint = createHash('sha256')
+    .update(`${req.method} ${req.path}\n${canonical(req.body)}`)
+    .digest('hex');
   const answerFor = (outcome: Outcome): Answer | null => {
     if ('result' in outcome) return op.present(outcome.result);
     if (!kept(outcome.error)) return null;

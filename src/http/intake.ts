@@ -40,7 +40,12 @@ export function intake(opts: { maxInFlight: number }): (req: Request, res: Respo
   return (req, res, next) => {
     if (isProbe(req)) return next();
     if (inFlight >= opts.maxInFlight) {
-      sendProblem(res, new AppError('overloaded', 'Too many requests are in progress on this server; nothing was done. Try again in a moment.', { retryAfterSeconds: 1 }));
+      sendProblem(
+        res,
+        new AppError('overloaded', 'Too many requests are in progress on this server; nothing was done. Try again in a moment.', {
+          retryAfterSeconds: 1,
+        }),
+      );
       return;
     }
     inFlight += 1;

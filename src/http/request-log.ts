@@ -43,7 +43,10 @@ export function requestOnSocket(socket: Socket, closedWith?: number): string | u
  * request that took too long to arrive) - at the close, with status 499 or the server's own (408).
  * It also observes http_request_duration_seconds (labelled with the route's template, never the raw path).
  */
-export function requestLog(log: Logger, metrics: Pick<Metrics, 'observeRequest'>): (req: Request, res: Response, next: NextFunction) => void {
+export function requestLog(
+  log: Logger,
+  metrics: Pick<Metrics, 'observeRequest'>,
+): (req: Request, res: Response, next: NextFunction) => void {
   return (req, res, next) => {
     const incoming = req.headers['x-request-id'];
     const requestId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();

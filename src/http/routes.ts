@@ -37,7 +37,13 @@ export class Router {
           .split(TEMPLATE)
           .map((part, i) => (i % 2 === 1 ? '([^/]+)' : escape(part)))
           .join('');
-        return { operation, method: operation.method.toLowerCase(), pattern: new RegExp(`^${source}$`), names, literal: operation.path.replace(TEMPLATE, '').length };
+        return {
+          operation,
+          method: operation.method.toLowerCase(),
+          pattern: new RegExp(`^${source}$`),
+          names,
+          literal: operation.path.replace(TEMPLATE, '').length,
+        };
       })
       .sort((a, b) => b.literal - a.literal);
   }
@@ -50,7 +56,8 @@ export class Router {
     for (const route of this.routes) {
       const m = route.pattern.exec(path);
       if (!m) continue;
-      if (route.method === wanted) return { operation: route.operation, encodedParams: Object.fromEntries(route.names.map((n, i) => [n, m[i + 1]])) };
+      if (route.method === wanted)
+        return { operation: route.operation, encodedParams: Object.fromEntries(route.names.map((n, i) => [n, m[i + 1]])) };
       (pathMatched ??= []).push(route);
     }
     if (!pathMatched) throw new AppError('not_found', `There is no endpoint ${method.toUpperCase()} ${rawPath}.`);

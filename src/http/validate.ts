@@ -59,7 +59,8 @@ interface BodySchema {
  * schema's other rules are not looked at.
  */
 function refuseManyUnknownFields(operation: Operation, body: unknown): void {
-  const schema = (operation.requestBody as { content?: Record<string, { schema?: BodySchema }> } | undefined)?.content?.['application/json']?.schema;
+  const schema = (operation.requestBody as { content?: Record<string, { schema?: BodySchema }> } | undefined)?.content?.['application/json']
+    ?.schema;
   if (!schema || body === null || typeof body !== 'object') return;
   const first: FieldError[] = [];
   let count = 0;
@@ -78,5 +79,6 @@ function refuseManyUnknownFields(operation: Operation, body: unknown): void {
       }
     }
   }
-  if (count > MAX_FIELD_ERRORS) throw invalid(first, `The request body has ${count} unknown fields; the first ${MAX_FIELD_ERRORS} are listed.`);
+  if (count > MAX_FIELD_ERRORS)
+    throw invalid(first, `The request body has ${count} unknown fields; the first ${MAX_FIELD_ERRORS} are listed.`);
 }

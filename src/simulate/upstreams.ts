@@ -75,7 +75,10 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
           setTimeout(() => {
             if (others.every((c) => c.abandoned)) return;
             overlaps += 1;
-            opts.log.error({ inFlight: inFlight.size }, 'SIMULATED CHARGE SERVICE: overlapping /charge requests - the one-at-a-time rule is broken');
+            opts.log.error(
+              { inFlight: inFlight.size },
+              'SIMULATED CHARGE SERVICE: overlapping /charge requests - the one-at-a-time rule is broken',
+            );
           }, 20);
         }
         const answer = simulatedCharge(String(body.cardToken ?? ''));
@@ -90,14 +93,21 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
             req.socket.destroy();
             return;
           }
-          const [status, reply] = answer === 'decline' ? [402, { error: 'card declined' }] : answer === 'fail' ? [500, { error: 'simulated failure' }] : [201, { id: `ch_${Date.now()}` }];
+          const [status, reply] =
+            answer === 'decline'
+              ? [402, { error: 'card declined' }]
+              : answer === 'fail'
+                ? [500, { error: 'simulated failure' }]
+                : [201, { id: `ch_${Date.now()}` }];
           res.writeHead(status, { 'content-type': 'application/json' });
           res.end(JSON.stringify(reply));
         }, latency);
         return;
       }
       if (req.method === 'PUT' && req.url === '/fulfill') {
-        const failed = String(body.description ?? '').toLowerCase().startsWith(SIMULATED_FULFILLMENT_FAILURE_PREFIX);
+        const failed = String(body.description ?? '')
+          .toLowerCase()
+          .startsWith(SIMULATED_FULFILLMENT_FAILURE_PREFIX);
         opts.log.info({ orderID: body.orderID, description: body.description, quantity: body.quantity, failed }, 'simulated fulfillment');
         res.writeHead(failed ? 500 : 200, { 'content-type': 'application/json' }).end(failed ? '{"error":"simulated failure"}' : '{}');
         return;

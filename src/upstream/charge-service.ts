@@ -61,7 +61,16 @@ function refusedSlot(refused: NoPlace): QueueSlot {
 const IDLE_SOCKET_MS = 2000;
 
 // Errors where the request cannot have been delivered: nothing happened upstream.
-const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ERR_INVALID_URL', 'ERR_BAD_OPTION_VALUE']);
+const NOT_SENT = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'ERR_INVALID_URL',
+  'ERR_BAD_OPTION_VALUE',
+]);
 const TIMEOUT_CODES = new Set(['ECONNABORTED', 'ETIMEDOUT', 'ERR_CANCELED']);
 
 /**
@@ -84,18 +93,21 @@ export class ChargeService {
     private readonly metrics: ChargeMetrics = NO_CHARGE_METRICS,
   ) {
     metrics.watchQueue(() => this.queue.size);
-    this.http = baseUrl === undefined ? undefined : axios.create({
-      baseURL: baseUrl.replace(/\/+$/, ''),
-      // No axios timeout: a call that outlives UPSTREAM_TIMEOUT_MS is answered as in doubt but not
-      // abandoned (see turn() in reserve).
-      // One request at a time anyway: a single kept-alive socket saves a handshake per charge. An
-      // idle socket is closed after 2 s, before a server's usual keep-alive timeout (5 s in Node):
-      // reusing a socket the service is closing would end in a reset, i.e. a needless in-doubt payment.
-      httpAgent: new http.Agent({ keepAlive: true, maxSockets: 1, timeout: IDLE_SOCKET_MS }),
-      validateStatus: () => true,
-      maxRedirects: 0,
-      headers: { 'Content-Type': 'application/json' },
-    });
+    this.http =
+      baseUrl === undefined
+        ? undefined
+        : axios.create({
+            baseURL: baseUrl.replace(/\/+$/, ''),
+            // No axios timeout: a call that outlives UPSTREAM_TIMEOUT_MS is answered as in doubt but not
+            // abandoned (see turn() in reserve).
+            // One request at a time anyway: a single kept-alive socket saves a handshake per charge. An
+            // idle socket is closed after 2 s, before a server's usual keep-alive timeout (5 s in Node):
+            // reusing a socket the service is closing would end in a reset, i.e. a needless in-doubt payment.
+            httpAgent: new http.Agent({ keepAlive: true, maxSockets: 1, timeout: IDLE_SOCKET_MS }),
+            validateStatus: () => true,
+            maxRedirects: 0,
+            headers: { 'Content-Type': 'application/json' },
+          });
   }
 
   /** Charges and refunds waiting in this process, the one in flight not counted. */

@@ -9,18 +9,27 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 const dir = process.argv[2] ?? '/tmp/prof';
-const files = fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(dir, f));
+const files = fs
+  .readdirSync(dir)
+  .filter((f) => f.endsWith('.cpuprofile'))
+  .map((f) => path.join(dir, f));
 const file = files.sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
 const p = JSON.parse(fs.readFileSync(file, 'utf8'));
 const windowFile = process.env.WINDOW_FILE ?? path.join(dir, 'window.json');
 const windows = fs.existsSync(windowFile) ? JSON.parse(fs.readFileSync(windowFile, 'utf8')).windows : null;
 const charges = Number(process.env.CHARGES ?? (windows ? windows.length * 300 : 1));
-const focus = new RegExp(process.env.FOCUS ?? '/dist/|express|openapi-backend|ajv|axios|p-queue|pino|knex|mikro-orm|/pg/|pg-protocol|tarn|router|body-parser');
+const focus = new RegExp(
+  process.env.FOCUS ?? '/dist/|express|openapi-backend|ajv|axios|p-queue|pino|knex|mikro-orm|/pg/|pg-protocol|tarn|router|body-parser',
+);
 
 const byId = new Map(p.nodes.map((n) => [n.id, n]));
 const parent = new Map();
 for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-const where = (url) => url.split('/node_modules/').pop().replace(/^file:\/\/.*\/dist\//, 'dist/');
+const where = (url) =>
+  url
+    .split('/node_modules/')
+    .pop()
+    .replace(/^file:\/\/.*\/dist\//, 'dist/');
 const keyOf = (n) => `${n.callFrame.functionName || '(anon)'} ${where(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
 const pkgOf = (n) => {
   const url = n.callFrame.url;
@@ -61,8 +70,15 @@ p.samples.forEach((id, i) => {
   }
 });
 const ms = (us) => (us / 1000 / charges).toFixed(3).padStart(8);
-const top = (m, n) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => `${ms(v)} ${k}`).join('\n');
-console.log(`${path.basename(file)}: busy ${(total / 1000).toFixed(0)} ms in ${windows ? windows.length : 0} window(s) (whole profile ${(all / 1000).toFixed(0)} ms); figures in ms per charge over ${charges} charges`);
+const top = (m, n) =>
+  [...m]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([k, v]) => `${ms(v)} ${k}`)
+    .join('\n');
+console.log(
+  `${path.basename(file)}: busy ${(total / 1000).toFixed(0)} ms in ${windows ? windows.length : 0} window(s) (whole profile ${(all / 1000).toFixed(0)} ms); figures in ms per charge over ${charges} charges`,
+);
 console.log('\n== self time by package ==');
 console.log(top(pkgSelf, 25));
 console.log('\n== self time by function ==');

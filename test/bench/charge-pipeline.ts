@@ -38,7 +38,12 @@ function cpuMsOf(pid: number): number {
 
 /** The whole machine's CPU time so far (all cores, in clock ticks): [busy, all]. Steal counts as not ours. */
 function machineTicks(): [number, number] {
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = fs
+    .readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
   const busy = user + nice + system + irq + softirq;
   return [busy, busy + idle + iowait + steal];
 }
@@ -56,10 +61,14 @@ async function startFake(): Promise<{ url: string; pid: number; stop(): void }> 
 
 async function startOrderUp(env: Record<string, string>): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, path.resolve(here, '../../../bin/order-up.js'), 'serve', '--port', '0', '--no-migrate'], {
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [...nodeArgs, path.resolve(here, '../../../bin/order-up.js'), 'serve', '--port', '0', '--no-migrate'],
+    {
+      env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const url = await new Promise<string>((resolve) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -68,7 +77,15 @@ async function startOrderUp(env: Record<string, string>): Promise<{ url: string;
       if (m) resolve(m[1]);
     });
   });
-  return { url, pid: child.pid!, stop: () => new Promise((resolve) => { child.once('exit', () => resolve()); child.kill('SIGTERM'); }) };
+  return {
+    url,
+    pid: child.pid!,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
 }
 
 interface FakeStats {
@@ -117,7 +134,10 @@ async function bareLoopEfficiency(fakeUrl: string): Promise<{ axios: number; raw
     for (let i = 0; i < N; i += 1) await send();
     return (N * LATENCY) / (performance.now() - started);
   };
-  const result = { axios: await time(() => client.post('/charge', body, { headers: { 'content-type': 'application/json' } })), raw: await time(raw) };
+  const result = {
+    axios: await time(() => client.post('/charge', body, { headers: { 'content-type': 'application/json' } })),
+    raw: await time(raw),
+  };
   agent.destroy();
   return result;
 }
@@ -157,10 +177,14 @@ async function main(): Promise<void> {
     const agent = new http.Agent({ keepAlive: true, maxSockets: N });
     const post = (id: string) =>
       new Promise<number>((resolve, reject) => {
-        const req = http.request(`${server.url}/orders/${id}/charge`, { method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        });
+        const req = http.request(
+          `${server.url}/orders/${id}/charge`,
+          { method: 'POST', agent, headers: { 'content-type': 'application/json' } },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          },
+        );
         req.on('error', reject);
         req.end(JSON.stringify({ cardToken: 'tok_bench' }));
       });
@@ -181,13 +205,15 @@ async function main(): Promise<void> {
       const started = performance.now();
       const statuses = await Promise.all(measured.map(post));
       const wallMs = performance.now() - started;
-      
+
       const endUs = monotonicUs();
       const ticksAfter = machineTicks();
       // How busy the whole machine was: far from 100% means the time is lost to latency (wake-ups,
       // hand-offs between processes), not to a lack of CPU.
       const machineBusy = (ticksAfter[0] - ticksBefore[0]) / Math.max(1, ticksAfter[1] - ticksBefore[1]);
-      const [serverCpu, fakeCpu, clientCpu, pgCpu] = [cpuMsOf(server.pid), cpuMsOf(fake.pid), cpuMsOf(process.pid), postgresCpuMs()].map((v, i) => (v - cpuBefore[i]) / measured.length);
+      const [serverCpu, fakeCpu, clientCpu, pgCpu] = [cpuMsOf(server.pid), cpuMsOf(fake.pid), cpuMsOf(process.pid), postgresCpuMs()].map(
+        (v, i) => (v - cpuBefore[i]) / measured.length,
+      );
       const stats = (await (await fetch(`${fake.url}/stats`)).json()) as FakeStats;
       windows.push([startUs, endUs]);
       const ideal = measured.length * LATENCY;

@@ -36,7 +36,9 @@ const server = http.createServer((req, res) => {
     return;
   }
   if (req.method === 'GET' && req.url === '/stats') {
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ calls, maxInFlight, gapMs, serviceMs, firstArrivalUs, lastEndUs }));
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ calls, maxInFlight, gapMs, serviceMs, firstArrivalUs, lastEndUs }));
     return;
   }
   const arrived = performance.now();

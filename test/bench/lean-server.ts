@@ -42,12 +42,16 @@ api.register({
   },
   createOrder: async (c: Context, _req: Request, res: Response) => {
     const id = randomBytes(16).toString('base64url');
-    res.status(201).location(`/orders/${id}`).json(await one(CREATE_ORDER, createOrderValues(id, c.request.requestBody as NewOrderBody)));
+    res
+      .status(201)
+      .location(`/orders/${id}`)
+      .json(await one(CREATE_ORDER, createOrderValues(id, c.request.requestBody as NewOrderBody)));
   },
   listOrders: async (c: Context, _req: Request, res: Response) => {
     res.json(await one(LIST_ORDERS, [Number(c.request.query.limit ?? 100)]));
   },
-  validationFail: (c: Context, _req: Request, res: Response) => res.status(400).json({ code: 'invalid_request', errors: c.validation.errors }),
+  validationFail: (c: Context, _req: Request, res: Response) =>
+    res.status(400).json({ code: 'invalid_request', errors: c.validation.errors }),
   unauthorizedHandler: (_c: Context, _req: Request, res: Response) => res.status(401).json({ code: 'unauthorized' }),
   notFound: (_c: Context, _req: Request, res: Response) => res.status(404).json({ code: 'not_found' }),
   notImplemented: (_c: Context, _req: Request, res: Response) => res.status(501).json({ code: 'not_implemented' }),
@@ -68,7 +72,13 @@ app.use((req: Request, res: Response, next: NextFunction) => {
 app.use(express.json({ limit: '1mb' }));
 app.use((req: Request, res: Response) =>
   api.handleRequest(
-    { method: req.method, path: req.path, query: req.query as Record<string, string>, headers: req.headers as Record<string, string>, body: req.body },
+    {
+      method: req.method,
+      path: req.path,
+      query: req.query as Record<string, string>,
+      headers: req.headers as Record<string, string>,
+      body: req.body,
+    },
     req,
     res,
   ),

@@ -23,7 +23,12 @@ export interface Run {
  * `requests` in turn on each connection against `server` for `seconds`. CPU per request says what
  * each answer cost whatever else the machine was doing; req/s and latency depend on that too.
  */
-export async function load(server: { url: string; pid: number }, requests: autocannon.Request[], seconds: number, connections: number): Promise<Run> {
+export async function load(
+  server: { url: string; pid: number },
+  requests: autocannon.Request[],
+  seconds: number,
+  connections: number,
+): Promise<Run> {
   const before = cpuSnapshot();
   const r = await autocannon({ url: server.url, connections, duration: seconds, requests });
   const after = cpuSnapshot();

@@ -8,7 +8,8 @@ const iso = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-
 
 const item = (l: string) => `json_build_object('description', ${l}.description, 'priceCents', ${l}.price_cents, 'quantity', ${l}.quantity)`;
 
-const itemsOf = (o: string) => `coalesce((select json_agg(${item('l')} order by l.position) from line_items l where l.order_id = ${o}.id), '[]'::json)`;
+const itemsOf = (o: string) =>
+  `coalesce((select json_agg(${item('l')} order by l.position) from line_items l where l.order_id = ${o}.id), '[]'::json)`;
 
 /** The order's payment summary from the payments journal, as order-up's Order has it (see src/db/orders-repo.ts). */
 const paymentOf = (o: string) => `(select case when count(*) = 0 then null else json_build_object(
@@ -75,5 +76,12 @@ export interface NewOrderBody {
 export function createOrderValues(id: string, body: NewOrderBody): unknown[] {
   const items = body.lineItems;
   const total = items.reduce((sum, li) => sum + li.priceCents * li.quantity, 0);
-  return [id, body.customerEmail, total, items.map((li) => li.description), items.map((li) => li.priceCents), items.map((li) => li.quantity)];
+  return [
+    id,
+    body.customerEmail,
+    total,
+    items.map((li) => li.description),
+    items.map((li) => li.priceCents),
+    items.map((li) => li.quantity),
+  ];
 }

@@ -47,7 +47,8 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse): Prom
     let order: NewOrderBody;
     try {
       order = JSON.parse(await readBody(req)) as NewOrderBody;
-      if (typeof order.customerEmail !== 'string' || !Array.isArray(order.lineItems) || order.lineItems.length === 0) throw new Error('shape');
+      if (typeof order.customerEmail !== 'string' || !Array.isArray(order.lineItems) || order.lineItems.length === 0)
+        throw new Error('shape');
     } catch {
       return send(res, 400, '{"code":"invalid_request"}');
     }

@@ -46,7 +46,10 @@ export async function startChildServer(name: string, args: string[], env: Record
   }
   try {
     const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${name} did not report its port within 60 s; its log (${logFile}):\n${tail(logFile)}`)), 60_000);
+      const timer = setTimeout(
+        () => reject(new Error(`${name} did not report its port within 60 s; its log (${logFile}):\n${tail(logFile)}`)),
+        60_000,
+      );
       let out = '';
       child.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
@@ -76,7 +79,9 @@ export function runNode(args: string[], env: Record<string, string>, logFile: st
     const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
     return new Promise((resolve, reject) => {
       child.once('error', reject);
-      child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`node ${args.join(' ')} exited ${code}; its log (${logFile}):\n${tail(logFile)}`))));
+      child.once('exit', (code) =>
+        code === 0 ? resolve() : reject(new Error(`node ${args.join(' ')} exited ${code}; its log (${logFile}):\n${tail(logFile)}`)),
+      );
     });
   } finally {
     fs.closeSync(fd);
@@ -134,7 +139,12 @@ export interface CpuSnapshot {
 }
 
 export function cpuSnapshot(): CpuSnapshot {
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = fs
+    .readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
   const ours = new Map<number, { ticks: number; comm: string }>();
   for (const pid of processTree(process.pid)) {
     try {

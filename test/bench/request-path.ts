@@ -79,7 +79,10 @@ function printHeader(): void {
   out(`command: ${db}${settings}node ${path.relative(process.cwd(), process.argv[1])}`);
   out(
     `machine: nproc ${os.availableParallelism()}, ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${mb(os.totalmem())} RAM, ` +
-      `node ${process.version}, ${os.type()} ${os.release()}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+      `node ${process.version}, ${os.type()} ${os.release()}, load average ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
   );
   out(
     `settings: ${ROUNDS} round(s) x ${SECONDS} s per server and scenario (after ${WARMUP} s warm-up), ${CONNECTIONS} connections, ` +
@@ -132,13 +135,17 @@ async function startServers(databaseUrl: string, logDir: string): Promise<Record
   return {
     plain: await start('plain', [path.join(here, 'plain-server.js')], { STAFF_TOKEN }),
     lean: await start('lean', [path.join(here, 'lean-server.js')], { STAFF_TOKEN }),
-    'order-up': await start('order-up', [...NODE_ARGS, ORDER_UP, 'serve', '--port', '0', '--no-migrate', ...(WORKERS ? ['--workers', WORKERS] : [])], {
-      ORDER_UP_STAFF_TOKENS: STAFF_TOKEN,
-      LOG_LEVEL: 'info',
-      // Never called by these requests; port 9 (discard) so a stray call fails at once.
-      CHARGE_SERVICE_URL: 'http://127.0.0.1:9',
-      FULFILLMENT_SERVICE_URL: 'http://127.0.0.1:9',
-    }),
+    'order-up': await start(
+      'order-up',
+      [...NODE_ARGS, ORDER_UP, 'serve', '--port', '0', '--no-migrate', ...(WORKERS ? ['--workers', WORKERS] : [])],
+      {
+        ORDER_UP_STAFF_TOKENS: STAFF_TOKEN,
+        LOG_LEVEL: 'info',
+        // Never called by these requests; port 9 (discard) so a stray call fails at once.
+        CHARGE_SERVICE_URL: 'http://127.0.0.1:9',
+        FULFILLMENT_SERVICE_URL: 'http://127.0.0.1:9',
+      },
+    ),
   };
 }
 
@@ -154,14 +161,23 @@ async function smokeCheck(servers: Record<ServerName, ChildServer>, seededId: st
       if (res.status !== status) throw new Error(`${name}: ${what} answered ${res.status}, expected ${status}: ${await res.text()}`);
       return res;
     };
-    const created = await expect('POST /orders', await fetch(`${url}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(NEW_ORDER) }), 201);
+    const created = await expect(
+      'POST /orders',
+      await fetch(`${url}/orders`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(NEW_ORDER) }),
+      201,
+    );
     const location = created.headers.get('location') ?? '';
     const { order } = (await created.json()) as { order: Record<string, unknown> };
-    if (location !== `/orders/${String(order.id)}`) throw new Error(`${name}: POST /orders answered Location ${location} for order ${String(order.id)}`);
-    const read = (await (await expect('GET /orders/{id}', await fetch(`${url}${location}`), 200)).json()) as { order: Record<string, unknown> };
+    if (location !== `/orders/${String(order.id)}`)
+      throw new Error(`${name}: POST /orders answered Location ${location} for order ${String(order.id)}`);
+    const read = (await (await expect('GET /orders/{id}', await fetch(`${url}${location}`), 200)).json()) as {
+      order: Record<string, unknown>;
+    };
     if (JSON.stringify(read.order) !== JSON.stringify(order)) throw new Error(`${name}: GET ${location} differs from what POST answered`);
     await expect('GET /orders without a token', await fetch(`${url}/orders?limit=100`), 401);
-    const page = (await (await expect('GET /orders', await fetch(`${url}/orders?limit=100`, { headers: { authorization: `Bearer ${STAFF_TOKEN}` } }), 200)).json()) as {
+    const page = (await (
+      await expect('GET /orders', await fetch(`${url}/orders?limit=100`, { headers: { authorization: `Bearer ${STAFF_TOKEN}` } }), 200)
+    ).json()) as {
       orders: unknown[];
     };
     if (page.orders.length !== 100) throw new Error(`${name}: GET /orders?limit=100 answered ${page.orders.length} orders`);
@@ -169,7 +185,8 @@ async function smokeCheck(servers: Record<ServerName, ChildServer>, seededId: st
     const shape = `${JSON.stringify(JSON.parse(seeded))} / ${Object.keys(order).join(',')} / ${Object.keys(page).join(',')}`;
     shapes.set(shape, [...(shapes.get(shape) ?? []), name]);
   }
-  if (shapes.size > 1) throw new Error(`the servers answer orders differently: ${[...shapes].map(([s, n]) => `${n.join(', ')}: ${s}`).join('; ')}`);
+  if (shapes.size > 1)
+    throw new Error(`the servers answer orders differently: ${[...shapes].map(([s, n]) => `${n.join(', ')}: ${s}`).join('; ')}`);
 }
 
 const ms = (x: number) => (Number.isNaN(x) ? 'n/a' : x.toFixed(2));
@@ -193,12 +210,20 @@ function getOrders(ids: string[]): autocannon.Request {
   return { method: 'GET', setupRequest: (request) => ({ ...request, path: `/orders/${ids[(next += 1) % ids.length]}` }) };
 }
 
-const POST_ORDER: autocannon.Request = { method: 'POST', path: '/orders', headers: { 'content-type': 'application/json' }, body: JSON.stringify(NEW_ORDER) };
+const POST_ORDER: autocannon.Request = {
+  method: 'POST',
+  path: '/orders',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(NEW_ORDER),
+};
 
 /** POST /orders with a new Idempotency-Key on every request (the key's answer is stored with the order). */
 function postKeyed(): autocannon.Request {
   let next = 0;
-  return { ...POST_ORDER, setupRequest: (request) => ({ ...request, headers: { ...request.headers, 'idempotency-key': `bench-${process.pid}-${(next += 1)}` } }) };
+  return {
+    ...POST_ORDER,
+    setupRequest: (request) => ({ ...request, headers: { ...request.headers, 'idempotency-key': `bench-${process.pid}-${(next += 1)}` } }),
+  };
 }
 
 /** What an Idempotency-Key costs order-up: POST /orders with and without one, alternating. */
@@ -207,7 +232,10 @@ async function measureKeyCost(server: ChildServer): Promise<boolean> {
   const runs: Record<'without' | 'with', Run[]> = { without: [], with: [] };
   await load(server, [keyed], WARMUP, CONNECTIONS);
   for (let round = 1; round <= ROUNDS; round += 1) {
-    for (const [name, requests] of [['without', [POST_ORDER]], ['with', [keyed]]] as const) {
+    for (const [name, requests] of [
+      ['without', [POST_ORDER]],
+      ['with', [keyed]],
+    ] as const) {
       const run = await load(server, [...requests], SECONDS, CONNECTIONS);
       runs[name].push(run);
       out(`    POST /orders  round ${round}  ${name} key  ${summary(run)}`);
@@ -226,7 +254,10 @@ function scenarios(ids: string[]): Scenario[] {
   return [
     { label: 'GET /orders/{id}', requests: [getOrders(ids)] },
     { label: 'POST /orders', requests: [POST_ORDER] },
-    { label: 'GET /orders?limit=100 (staff)', requests: [{ method: 'GET', path: '/orders?limit=100', headers: { authorization: `Bearer ${STAFF_TOKEN}` } }] },
+    {
+      label: 'GET /orders?limit=100 (staff)',
+      requests: [{ method: 'GET', path: '/orders?limit=100', headers: { authorization: `Bearer ${STAFF_TOKEN}` } }],
+    },
   ];
 }
 
@@ -304,8 +335,10 @@ async function main(): Promise<void> {
   results.push(await measureMemory(servers['order-up'], ids, fresh));
   passed = results.every(Boolean);
   out(
-    `request path: ${((performance.now() - started) / 1000).toFixed(0)} s, load average now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}` +
-      (passed ? '' : '; some requests FAILED (see above)'),
+    `request path: ${((performance.now() - started) / 1000).toFixed(0)} s, load average now ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}` + (passed ? '' : '; some requests FAILED (see above)'),
   );
   if (!passed) process.exitCode = 1;
 }

@@ -51,10 +51,14 @@ export async function startTestApp(
     UPSTREAM_TIMEOUT_MS: '2000',
     ...opts.env,
   });
-  const rt = await openRuntime(config, createLogger({ level: opts.logLevel ?? process.env.TEST_LOG_LEVEL ?? 'silent', destination: opts.logDestination }), {
-    migrate: true,
-    inDoubtRefreshMs: opts.inDoubtRefreshMs,
-  });
+  const rt = await openRuntime(
+    config,
+    createLogger({ level: opts.logLevel ?? process.env.TEST_LOG_LEVEL ?? 'silent', destination: opts.logDestination }),
+    {
+      migrate: true,
+      inDoubtRefreshMs: opts.inDoubtRefreshMs,
+    },
+  );
   const server = await startServer(rt, { port: 0, host: '127.0.0.1' });
   const db = testSql(databaseUrl);
   return {

@@ -75,9 +75,11 @@ export class DbProxy {
     let last = Promise.resolve();
     upstream.on('data', (chunk: Buffer) => {
       const delayMs = this.delayMs;
-      last = last.then(() => (delayMs > 0 ? new Promise((r) => setTimeout(r, delayMs)) : undefined)).then(() => {
-        if (!client.destroyed) client.write(chunk);
-      });
+      last = last
+        .then(() => (delayMs > 0 ? new Promise((r) => setTimeout(r, delayMs)) : undefined))
+        .then(() => {
+          if (!client.destroyed) client.write(chunk);
+        });
     });
   }
 }

@@ -33,7 +33,10 @@ const nativeImport = new Function('specifier', 'return import(specifier)') as (s
  */
 export function compileEmbedded(rootDir: string): string {
   const srcDir = path.join(rootDir, 'src', 'db', 'embedded');
-  const files = fs.readdirSync(srcDir).filter((f) => f.endsWith('.ts')).sort();
+  const files = fs
+    .readdirSync(srcDir)
+    .filter((f) => f.endsWith('.ts'))
+    .sort();
   const sources = files.map((f) => fs.readFileSync(path.join(srcDir, f), 'utf8'));
   const hash = createHash('sha256');
   files.forEach((f, i) => hash.update(`${f}\0${sources[i]}\0`));
@@ -44,7 +47,9 @@ export function compileEmbedded(rootDir: string): string {
     fs.mkdirSync(tmp, { recursive: true, mode: 0o755 });
     files.forEach((f, i) => {
       const { code } = transformSync(sources[i], {
-        filename: f, jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' },
+        filename: f,
+        jsc: { parser: { syntax: 'typescript' }, target: 'es2022' },
+        module: { type: 'es6' },
       });
       fs.writeFileSync(path.join(tmp, f.replace(/\.ts$/, '.js')), code);
     });

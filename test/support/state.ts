@@ -7,7 +7,15 @@ export async function storedOrder(app: Pick<TestApp, 'db'>, id: string) {
     [id],
   );
   return rows[0] as
-    | { status: string; total_cents: string; operation: string | null; charged_at: Date | null; fulfilled_at: Date | null; cancelled_at: Date | null; cancel_reason: string | null }
+    | {
+        status: string;
+        total_cents: string;
+        operation: string | null;
+        charged_at: Date | null;
+        fulfilled_at: Date | null;
+        cancelled_at: Date | null;
+        cancel_reason: string | null;
+      }
     | undefined;
 }
 

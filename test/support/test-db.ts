@@ -15,7 +15,12 @@ function adminUrl(): string {
  * The prefix is reduced to [a-z0-9_] (and quoted anyway), so any string is fine.
  */
 export async function freshDatabaseUrl(prefix: string): Promise<string> {
-  const clean = prefix.toLowerCase().replace(/[^a-z0-9_]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 40) || 'test';
+  const clean =
+    prefix
+      .toLowerCase()
+      .replace(/[^a-z0-9_]+/g, '_')
+      .replace(/^_+|_+$/g, '')
+      .slice(0, 40) || 'test';
   const name = `${clean}_${randomBytes(5).toString('hex')}`;
   return createDatabase(adminUrl(), name);
 }

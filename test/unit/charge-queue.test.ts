@@ -5,14 +5,22 @@ import type { ChargeLock } from '../../src/upstream/charge-lock.js';
 import { ChargeService } from '../../src/upstream/charge-service.js';
 
 /** A lock that is always free: no database. */
-const freeLock = { acquire: async () => {}, keepOrRelease: async () => {}, release: async () => {}, close: async () => {} } as unknown as ChargeLock;
+const freeLock = {
+  acquire: async () => {},
+  keepOrRelease: async () => {},
+  release: async () => {},
+  close: async () => {},
+} as unknown as ChargeLock;
 
 describe('ChargeService.reserve', () => {
   test('when no charge service is configured, then the place is refused as not_configured and sending it calls nothing', async () => {
     const svc = new ChargeService(undefined, 1000, 10, freeLock);
     const slot = svc.reserve();
     expect(slot.refused).toEqual({ reason: 'not_configured' });
-    expect(await slot.send({ cardToken: 'tok_visa', amountCents: 100 })).toEqual({ kind: 'failed', reason: 'no charge service is configured; nothing was sent' });
+    expect(await slot.send({ cardToken: 'tok_visa', amountCents: 100 })).toEqual({
+      kind: 'failed',
+      reason: 'no charge service is configured; nothing was sent',
+    });
     expect(svc.waiting).toBe(0);
     await svc.close();
   });

@@ -17,7 +17,10 @@ function refusal<T>(codec: CursorCodec<T>, cursor: string): unknown {
   }
 }
 
-const NOT_OURS = { code: 'invalid_request', errors: [{ path: '/query/cursor', message: 'is not a cursor this service issued; use nextCursor from a previous page' }] };
+const NOT_OURS = {
+  code: 'invalid_request',
+  errors: [{ path: '/query/cursor', message: 'is not a cursor this service issued; use nextCursor from a previous page' }],
+};
 
 describe('the order and event cursors', () => {
   test("when a page ends at sequence 1234, then the orders cursor is the spec's example o1.MTIzNA and decodes back to it", () => {
@@ -52,7 +55,10 @@ describe('the payments cursor', () => {
     const cursor = PAYMENT_CURSOR.encode(last);
     expect(cursor).toBe(`p1.${b64(JSON.stringify(last))}`);
     expect(PAYMENT_CURSOR.decode(cursor)).toEqual(last);
-    expect(PAYMENT_CURSOR.decode(PAYMENT_CURSOR.encode(['2026-11-29 11:50:00+05:30', last[1]]))).toEqual(['2026-11-29 11:50:00+05:30', last[1]]);
+    expect(PAYMENT_CURSOR.decode(PAYMENT_CURSOR.encode(['2026-11-29 11:50:00+05:30', last[1]]))).toEqual([
+      '2026-11-29 11:50:00+05:30',
+      last[1],
+    ]);
   });
 
   test('when the inside is not [a PostgreSQL timestamp, a UUID], then it is refused as not ours', () => {

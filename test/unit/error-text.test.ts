@@ -24,7 +24,11 @@ describe('scrubbed', () => {
   });
 
   test('when an error object nests statements and parameter lists, then every level is scrubbed and parameters are dropped', () => {
-    const err = { message: STATEMENT, params: ['tok_x'], cause: { detail: 'Key (id)=(tok_y) exists', values: ['tok_z'], list: [`update orders set note = 'tok_w'`] } };
+    const err = {
+      message: STATEMENT,
+      params: ['tok_x'],
+      cause: { detail: 'Key (id)=(tok_y) exists', values: ['tok_z'], list: [`update orders set note = 'tok_w'`] },
+    };
     const out = JSON.stringify(scrubbed(err));
     expect(out).not.toMatch(/tok_/);
     expect(scrubbed(err)).toEqual({
@@ -73,6 +77,10 @@ describe('createLogger', () => {
     const log = createLogger({ level: 'info', destination: capture });
     log.info({ cardToken: 'tok_visa', request: { cardToken: 'tok_visa' }, headers: { authorization: 'Bearer s3cret' } }, 'charging');
     expect(capture.text).not.toMatch(/tok_visa|s3cret/);
-    expect(capture.records()[0]).toMatchObject({ cardToken: '[redacted]', request: { cardToken: '[redacted]' }, headers: { authorization: '[redacted]' } });
+    expect(capture.records()[0]).toMatchObject({
+      cardToken: '[redacted]',
+      request: { cardToken: '[redacted]' },
+      headers: { authorization: '[redacted]' },
+    });
   });
 });

@@ -26,7 +26,14 @@ const ORDER: OrderView = {
 
 describe('money and when', () => {
   test('when cents are shown, then as dollars with two decimals, a thousands separator and the sign in front', () => {
-    expect([money(1250), money(-1250), money(123456789), money(5), money(0), money(-5)]).toEqual(['$12.50', '-$12.50', '$1,234,567.89', '$0.05', '$0.00', '-$0.05']);
+    expect([money(1250), money(-1250), money(123456789), money(5), money(0), money(-5)]).toEqual([
+      '$12.50',
+      '-$12.50',
+      '$1,234,567.89',
+      '$0.05',
+      '$0.00',
+      '-$0.05',
+    ]);
   });
 
   test('when a timestamp is shown, then in UTC to the second; a missing one as a dash', () => {
@@ -47,9 +54,16 @@ describe('clean', () => {
 
 describe('table', () => {
   test('when rows are tabled, then columns are aligned two spaces apart, numbers to the right, with no trailing spaces', () => {
-    expect(table(['NAME', 'AMOUNT', 'NOTE'], [['a', '$1.00', ''], ['longer', '$100.00', 'x']], ['left', 'right', 'left'])).toBe(
-      ['NAME     AMOUNT  NOTE', 'a         $1.00', 'longer  $100.00  x'].join('\n'),
-    );
+    expect(
+      table(
+        ['NAME', 'AMOUNT', 'NOTE'],
+        [
+          ['a', '$1.00', ''],
+          ['longer', '$100.00', 'x'],
+        ],
+        ['left', 'right', 'left'],
+      ),
+    ).toBe(['NAME     AMOUNT  NOTE', 'a         $1.00', 'longer  $100.00  x'].join('\n'));
   });
 
   test('when a cell holds control characters, then they are escaped there too', () => {
@@ -59,7 +73,9 @@ describe('table', () => {
 
 describe('orders', () => {
   test('when orders are listed, then one aligned line each with status, total, item count, customer and creation time', () => {
-    expect(orderTable([ORDER, { ...ORDER, id: 'b3Xr9mT1pZa', status: 'charged', totalCents: 123456, lineItems: [ORDER.lineItems[0]] }])).toBe(
+    expect(
+      orderTable([ORDER, { ...ORDER, id: 'b3Xr9mT1pZa', status: 'charged', totalCents: 123456, lineItems: [ORDER.lineItems[0]] }]),
+    ).toBe(
       [
         'ID           STATUS       TOTAL  ITEMS  CUSTOMER         CREATED',
         '8Jq2x0fN3kQ  pending     $20.00      2  ada@example.com  2026-11-25 10:00:00Z',
@@ -115,9 +131,30 @@ describe('orders', () => {
 describe('timeline and payments', () => {
   test("when an order's timeline is shown, then who did what when, the details in words and the amount where money moved", () => {
     const events: OrderEventView[] = [
-      { seq: 1, at: '2026-11-25T10:00:00.000Z', type: 'order.created', actor: { kind: 'customer' }, requestId: 'r1', data: { totalCents: 2000, lineItems: 2 } },
-      { seq: 2, at: '2026-11-25T10:01:00.000Z', type: 'charge.in_doubt', actor: { kind: 'staff', name: 'ada' }, requestId: null, data: { amountCents: 2000, outcome: 'no answer before the timeout' } },
-      { seq: 3, at: '2026-11-25T10:02:00.000Z', type: 'order.cancelled', actor: { kind: 'cli', name: 'bob' }, requestId: null, data: { reason: 'asked', refundedCents: 2000, note: '' } },
+      {
+        seq: 1,
+        at: '2026-11-25T10:00:00.000Z',
+        type: 'order.created',
+        actor: { kind: 'customer' },
+        requestId: 'r1',
+        data: { totalCents: 2000, lineItems: 2 },
+      },
+      {
+        seq: 2,
+        at: '2026-11-25T10:01:00.000Z',
+        type: 'charge.in_doubt',
+        actor: { kind: 'staff', name: 'ada' },
+        requestId: null,
+        data: { amountCents: 2000, outcome: 'no answer before the timeout' },
+      },
+      {
+        seq: 3,
+        at: '2026-11-25T10:02:00.000Z',
+        type: 'order.cancelled',
+        actor: { kind: 'cli', name: 'bob' },
+        requestId: null,
+        data: { reason: 'asked', refundedCents: 2000, note: '' },
+      },
     ];
     expect(timelineTable(events)).toBe(
       [
@@ -132,10 +169,20 @@ describe('timeline and payments', () => {
 
   test('when payments in doubt are listed, then a refund shows as a negative amount and a missing outcome as a dash', () => {
     const payments: PaymentView[] = [
-      { paymentId: 'p-1', orderId: '8Jq2x0fN3kQ', kind: 'refund', amountCents: -2000, startedAt: '2026-11-25T10:01:00.000Z', outcome: null },
+      {
+        paymentId: 'p-1',
+        orderId: '8Jq2x0fN3kQ',
+        kind: 'refund',
+        amountCents: -2000,
+        startedAt: '2026-11-25T10:01:00.000Z',
+        outcome: null,
+      },
     ];
     expect(paymentTable(payments)).toBe(
-      ['PAYMENT  ORDER        KIND     AMOUNT  STARTED               WHAT HAPPENED', 'p-1      8Jq2x0fN3kQ  refund  -$20.00  2026-11-25 10:01:00Z  -'].join('\n'),
+      [
+        'PAYMENT  ORDER        KIND     AMOUNT  STARTED               WHAT HAPPENED',
+        'p-1      8Jq2x0fN3kQ  refund  -$20.00  2026-11-25 10:01:00Z  -',
+      ].join('\n'),
     );
   });
 });

@@ -1,7 +1,16 @@
 // The order life cycle (src/domain/order-state.ts): one table, read by the claims, enter(), the
 // cancel's refund decision and the in-doubt procedure.
 import { describe, expect, test } from '@jest/globals';
-import { ORDER_STATUSES, enter, paymentOf, paymentStep, plan, statusesThatProceed, type Operation, type OrderStatus } from '../../src/domain/order-state.js';
+import {
+  ORDER_STATUSES,
+  enter,
+  paymentOf,
+  paymentStep,
+  plan,
+  statusesThatProceed,
+  type Operation,
+  type OrderStatus,
+} from '../../src/domain/order-state.js';
 
 const OPERATIONS: Operation[] = ['charge', 'cancel', 'fulfill'];
 

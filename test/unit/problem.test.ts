@@ -44,16 +44,27 @@ describe('problemFor', () => {
     const errors = Array.from({ length: MAX_FIELD_ERRORS + 7 }, (_, i) => ({ path: `/lineItems/${i}/quantity`, message: 'must be >= 1' }));
     const { problem } = problemFor(invalid(errors));
     expect(problem.errors).toEqual(errors.slice(0, MAX_FIELD_ERRORS));
-    expect(problem.detail).toBe(`The request does not match the API contract. ${MAX_FIELD_ERRORS + 7} errors were found; the first ${MAX_FIELD_ERRORS} are listed.`);
+    expect(problem.detail).toBe(
+      `The request does not match the API contract. ${MAX_FIELD_ERRORS + 7} errors were found; the first ${MAX_FIELD_ERRORS} are listed.`,
+    );
   });
 
   test('when a validation finds a few errors, then all are listed and the detail is left alone', () => {
     const errors = [{ path: '/customerEmail', message: 'is required' }];
-    expect(problemFor(invalid(errors)).problem).toMatchObject({ status: 400, code: 'invalid_request', errors, detail: 'The request does not match the API contract.' });
+    expect(problemFor(invalid(errors)).problem).toMatchObject({
+      status: 400,
+      code: 'invalid_request',
+      errors,
+      detail: 'The request does not match the API contract.',
+    });
   });
 
   test('when the database cannot be reached, then 503 not_ready with Retry-After 2, never a 500', () => {
-    for (const err of [new DatabaseUnavailable('no database connection could be had', new Error('connect ECONNREFUSED')), Object.assign(new Error('x'), { code: 'ECONNRESET' }), Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' })]) {
+    for (const err of [
+      new DatabaseUnavailable('no database connection could be had', new Error('connect ECONNREFUSED')),
+      Object.assign(new Error('x'), { code: 'ECONNRESET' }),
+      Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' }),
+    ]) {
       const { problem, retryAfterSeconds } = problemFor(err);
       expect([problem.status, problem.code, retryAfterSeconds]).toEqual([503, 'not_ready', 2]);
     }
@@ -116,7 +127,8 @@ describe('sendProblem', () => {
 });
 
 describe('fieldErrors', () => {
-  const ajvError = (e: Partial<ErrorObject>): ErrorObject => ({ instancePath: '', schemaPath: '#', keyword: 'type', params: {}, ...e }) as ErrorObject;
+  const ajvError = (e: Partial<ErrorObject>): ErrorObject =>
+    ({ instancePath: '', schemaPath: '#', keyword: 'type', params: {}, ...e }) as ErrorObject;
 
   test('when Ajv reports missing and unknown fields, then each error points at the field itself', () => {
     expect(
@@ -135,11 +147,20 @@ describe('fieldErrors', () => {
   test('when Ajv reports an enum, a blank description or a bad e-mail, then the message says it in words', () => {
     expect(
       fieldErrors([
-        ajvError({ instancePath: '/query/status', keyword: 'enum', params: { allowedValues: ['pending', 'charged'] }, message: 'must be equal to one of the allowed values' }),
+        ajvError({
+          instancePath: '/query/status',
+          keyword: 'enum',
+          params: { allowedValues: ['pending', 'charged'] },
+          message: 'must be equal to one of the allowed values',
+        }),
         ajvError({ instancePath: '/requestBody/lineItems/1/description', keyword: 'pattern', params: { pattern: '\\S' } }),
         ajvError({ instancePath: '/requestBody/customerEmail', keyword: 'pattern', params: { pattern: '^[^@\\s]+@[^@\\s]+$' } }),
       ]).map((e) => e.message),
-    ).toEqual(['must be one of: pending, charged', 'must not be blank', 'must be an email address: no spaces and exactly one @ with something on both sides']);
+    ).toEqual([
+      'must be one of: pending, charged',
+      'must not be blank',
+      'must be an email address: no spaces and exactly one @ with something on both sides',
+    ]);
   });
 
   test('when a combinator repeats what its branches said, or the same error comes twice, then it is listed once', () => {

@@ -8,7 +8,10 @@ import { unreachableFor, type OsUser } from './os-user.js';
 // (async-exit-hook) that exit the process and stop postgres at once, which defeats the server's
 // graceful shutdown. We only use the binaries of its platform package.
 
-export interface Binaries { initdb: string; postgres: string }
+export interface Binaries {
+  initdb: string;
+  postgres: string;
+}
 
 export async function binaries(pgUser: OsUser | null): Promise<Binaries> {
   const platform = process.platform === 'win32' ? 'windows' : process.platform;

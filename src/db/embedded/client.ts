@@ -10,7 +10,12 @@ export type ProbeResult = 'ok' | 'starting' | 'down' | 'foreign';
 
 async function withClient<T>(state: State, port: number, database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({
-    host: HOST, port, user: state.user, password: state.password, database, connectionTimeoutMillis: 3_000,
+    host: HOST,
+    port,
+    user: state.user,
+    password: state.password,
+    database,
+    connectionTimeoutMillis: 3_000,
   });
   client.on('error', () => {});
   await client.connect();
@@ -24,8 +29,11 @@ async function withClient<T>(state: State, port: number, database: string, fn: (
 /** Does our cluster (same credentials and data directory) answer on `port`? */
 export async function probe(state: State, port: number, pgdata: string): Promise<ProbeResult> {
   try {
-    const dir = await withClient(state, port, 'postgres', async (c) =>
-      (await c.query<{ dir: string }>(`SELECT current_setting('data_directory') AS dir`)).rows[0].dir,
+    const dir = await withClient(
+      state,
+      port,
+      'postgres',
+      async (c) => (await c.query<{ dir: string }>(`SELECT current_setting('data_directory') AS dir`)).rows[0].dir,
     );
     return samePath(dir, pgdata) ? 'ok' : 'foreign';
   } catch (err) {
@@ -46,8 +54,11 @@ function samePath(a: string, b: string): boolean {
 
 export async function hasDatabase(state: State, port: number): Promise<boolean> {
   try {
-    return await withClient(state, port, 'postgres', async (c) =>
-      (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [state.database])).rowCount === 1,
+    return await withClient(
+      state,
+      port,
+      'postgres',
+      async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [state.database])).rowCount === 1,
     );
   } catch {
     return false;

@@ -29,7 +29,11 @@ export function owner(paths: Paths, state: State, postmasterPid: number, log: (m
   // up as an orphan and the next start adopts it.)
   const onExit = () => {
     if (isOurPostmaster(postmasterPid, paths.pgdata)) {
-      try { process.kill(postmasterPid, 'SIGINT'); } catch { /* gone */ }
+      try {
+        process.kill(postmasterPid, 'SIGINT');
+      } catch {
+        /* gone */
+      }
     }
   };
   process.on('exit', onExit);

@@ -9,12 +9,18 @@ import { HOST, type Paths, type State } from './state.js';
 function run(cmd: string, args: string[], cwd: string, pgUser: OsUser | null): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
-      cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' },
+      cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LC_MESSAGES: 'C' },
       ...(pgUser ? { uid: pgUser.uid, gid: pgUser.gid } : {}),
     });
     let output = '';
-    child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { output += d.toString(); });
+    child.stdout.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, output }));
   });
@@ -34,10 +40,20 @@ export async function initialise(paths: Paths, state: State, pgUser: OsUser | nu
       fs.chownSync(paths.pgdata, pgUser.uid, pgUser.gid);
       fs.chownSync(pwfile, pgUser.uid, pgUser.gid);
     }
-    const { code, output } = await run(initdb, [
-      `--pgdata=${paths.pgdata}`, `--username=${state.user}`, `--pwfile=${pwfile}`, '--auth=scram-sha-256',
-      '--encoding=UTF8', '--no-locale', '--no-instructions',
-    ], paths.dataDir, pgUser);
+    const { code, output } = await run(
+      initdb,
+      [
+        `--pgdata=${paths.pgdata}`,
+        `--username=${state.user}`,
+        `--pwfile=${pwfile}`,
+        '--auth=scram-sha-256',
+        '--encoding=UTF8',
+        '--no-locale',
+        '--no-instructions',
+      ],
+      paths.dataDir,
+      pgUser,
+    );
     if (code !== 0) throw new Error(`embedded postgres: initdb failed (exit ${code}): ${output.trim()}`);
   } finally {
     fs.rmSync(pwfile, { force: true });

@@ -15,7 +15,10 @@ const UNREADABLE_STALE_MS = 5_000;
 /** A `lock.break` guard this old was left by a breaker that died mid-way. */
 const STALE_GUARD_MS = 10_000;
 
-interface LockContent { pid: number; token: string }
+interface LockContent {
+  pid: number;
+  token: string;
+}
 
 export type Release = () => Promise<void>;
 

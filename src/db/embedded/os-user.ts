@@ -7,7 +7,10 @@ import path from 'node:path';
 
 const OS_USER = 'postgres';
 
-export interface OsUser { uid: number; gid: number }
+export interface OsUser {
+  uid: number;
+  gid: number;
+}
 
 /** The OS user postgres runs as when we are root (created if missing), else null: ourselves. */
 export function postgresOsUser(): OsUser | null {
@@ -20,11 +23,17 @@ export function postgresOsUser(): OsUser | null {
     return lookup();
   } catch {
     try {
-      try { execFileSync('groupadd', [OS_USER], { stdio: 'ignore' }); } catch { /* group may exist */ }
+      try {
+        execFileSync('groupadd', [OS_USER], { stdio: 'ignore' });
+      } catch {
+        /* group may exist */
+      }
       execFileSync('useradd', ['-g', OS_USER, OS_USER], { stdio: 'ignore' });
       return lookup();
     } catch (err) {
-      throw new Error(`embedded postgres: running as root needs an OS user "${OS_USER}" and creating it failed: ${String(err)}`, { cause: err });
+      throw new Error(`embedded postgres: running as root needs an OS user "${OS_USER}" and creating it failed: ${String(err)}`, {
+        cause: err,
+      });
     }
   }
 }

@@ -49,7 +49,10 @@ function tail(file: string, max = 2_000): string {
  * program takes it between our check and postgres binding it), and waits until it answers.
  */
 export async function startPostgres(
-  paths: Paths, state: State, pgUser: OsUser | null, log: (msg: string) => void,
+  paths: Paths,
+  state: State,
+  pgUser: OsUser | null,
+  log: (msg: string) => void,
 ): Promise<{ port: number; pid: number }> {
   const { postgres } = await binaries(pgUser);
   // A leftover postmaster.pid (crash, or a reused pid) is removed: none of our postmasters runs now.
@@ -65,7 +68,9 @@ export async function startPostgres(
     let child;
     try {
       child = spawn(postgres, ['-D', paths.pgdata, '-p', String(port)], {
-        cwd: paths.dataDir, detached: true, stdio: ['ignore', logFd, logFd],
+        cwd: paths.dataDir,
+        detached: true,
+        stdio: ['ignore', logFd, logFd],
         env: { ...process.env, LC_MESSAGES: 'C' },
         ...(pgUser ? { uid: pgUser.uid, gid: pgUser.gid } : {}),
       });
@@ -73,8 +78,13 @@ export async function startPostgres(
       fs.closeSync(logFd);
     }
     let exited = false;
-    child.on('exit', () => { exited = true; });
-    child.on('error', (err) => { exited = true; lastError = String(err); });
+    child.on('exit', () => {
+      exited = true;
+    });
+    child.on('error', (err) => {
+      exited = true;
+      lastError = String(err);
+    });
 
     const deadline = Date.now() + START_TIMEOUT_MS;
     let result: ProbeResult = 'down';

@@ -61,7 +61,11 @@ async function waitForExit(pid: number, ms: number): Promise<boolean> {
 
 /** Fast shutdown (SIGINT); immediate shutdown (SIGQUIT) then SIGKILL if it does not exit. */
 export async function killPostmaster(pid: number, log: (msg: string) => void): Promise<void> {
-  for (const [signal, ms] of [['SIGINT', STOP_TIMEOUT_MS], ['SIGQUIT', 5_000], ['SIGKILL', 5_000]] as const) {
+  for (const [signal, ms] of [
+    ['SIGINT', STOP_TIMEOUT_MS],
+    ['SIGQUIT', 5_000],
+    ['SIGKILL', 5_000],
+  ] as const) {
     try {
       process.kill(pid, signal);
     } catch {

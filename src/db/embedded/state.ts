@@ -14,7 +14,13 @@ export const HOST = '127.0.0.1';
 const SUPERUSER = 'postgres';
 const DATABASE = 'order_up';
 
-export interface Paths { dataDir: string; state: string; lock: string; pgdata: string; logFile: string }
+export interface Paths {
+  dataDir: string;
+  state: string;
+  lock: string;
+  pgdata: string;
+  logFile: string;
+}
 
 export function layout(dataDir: string): Paths {
   const abs = path.resolve(dataDir);
@@ -41,8 +47,14 @@ export interface State {
 /** The state of a cluster not created yet: the only moment its superuser's password is chosen. */
 export function newState(): State {
   return {
-    version: 1, host: HOST, port: null, user: SUPERUSER,
-    password: randomBytes(24).toString('hex'), database: DATABASE, ownerPid: null, postmasterPid: null,
+    version: 1,
+    host: HOST,
+    port: null,
+    user: SUPERUSER,
+    password: randomBytes(24).toString('hex'),
+    database: DATABASE,
+    ownerPid: null,
+    postmasterPid: null,
   };
 }
 
