@@ -56,7 +56,8 @@ let validateProblem: ValidateFunction;
 /** Every Prism started, so afterAll stops them all even when beforeAll failed halfway. */
 const started: RunningPrism[] = [];
 const prism = (args: string[]) =>
-  startPrism(args).then((p) => {
+  // Six Prisms start at once and each takes seconds of CPU: on a busy 2-core machine that is more than 30 s.
+  startPrism(args, { readyTimeoutMs: 120_000 }).then((p) => {
     started.push(p);
     return p;
   });
@@ -98,7 +99,7 @@ beforeAll(async () => {
   const ajv = new Ajv2020({ strict: false, allErrors: true });
   addFormats(ajv);
   validateProblem = ajv.compile((api.definition as { components: { schemas: Record<string, object> } }).components.schemas.Problem);
-}, 60_000);
+}, 150_000);
 
 afterAll(async () => {
   await Promise.allSettled(started.map((p) => p.stop()));
