@@ -35,6 +35,8 @@ export interface Config {
   maxInFlight: number;
   /** The HTTP server's limits (src/server.ts). */
   http: HttpLimits;
+  /** How far a serving process's old generation may grow past its live size, in % (src/heap.ts); 0: V8's own rule. */
+  heapGrowingPercent: number;
 }
 
 export interface HttpLimits {
@@ -128,5 +130,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbTimeoutMs: int(env, 'ORDER_UP_DB_TIMEOUT_MS', 5000, 100, 600000),
     maxInFlight: int(env, 'ORDER_UP_MAX_IN_FLIGHT', 256, 1, 1000000),
     http: httpLimits(env),
+    heapGrowingPercent: int(env, 'ORDER_UP_HEAP_GROWING_PERCENT', 50, 0, 1000),
   };
 }

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { Option, type Command } from 'commander';
+import { limitHeapGrowth } from '../../src/heap.js';
 import type { Logger } from '../../src/log.js';
 import { publishSimulatedUpstreams } from '../simulated-upstreams.js';
 import { EXIT_FAILED, EXIT_OK, UsageError, example, parseIntIn, type Cli } from '../shared.js';
@@ -67,6 +68,8 @@ export function registerServerCommands(program: Command, cli: Cli): void {
         cli.setExit(EXIT_OK);
         return;
       }
+      // This process serves: its old generation kept small (src/heap.ts). Workers do the same themselves.
+      limitHeapGrowth(cfg.heapGrowingPercent);
       const [openRuntime, startServer, startSimulator] = await Promise.all([lazy.openRuntime(), lazy.startServer(), lazy.startSimulator()]);
       // Whatever started before a failure (port taken, database unreachable) is stopped again, so
       // the process exits 1 instead of hanging on open connections.
