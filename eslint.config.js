@@ -50,6 +50,7 @@ const layers = [
       'src/config.ts',
       'src/data-dir.ts',
       'src/error-text.ts',
+      'src/heap.ts',
       'src/listen.ts',
       'src/log.ts',
       'src/metrics.ts',

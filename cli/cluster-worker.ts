@@ -3,6 +3,7 @@
 // charge queue) and HTTP server - on the port the cluster shares, and stops when the primary says so.
 import cluster from 'node:cluster';
 import { loadConfig } from '../src/config.js';
+import { limitHeapGrowth } from '../src/heap.js';
 import { createLogger } from '../src/log.js';
 import { openRuntime, type Runtime } from '../src/runtime.js';
 import { startServer, type RunningServer } from '../src/server.js';
@@ -37,6 +38,7 @@ async function runWorker(): Promise<number> {
   let server: RunningServer;
   try {
     const cfg = loadConfig();
+    limitHeapGrowth(cfg.heapGrowingPercent);
     rt = await openRuntime(cfg, log, { migrate: false });
     server = await startServer(rt, { port: cfg.port, host: cfg.host });
   } catch (err) {

@@ -37,6 +37,8 @@ export interface Config {
   outcomes: OutcomeRetry;
   /** The HTTP server's limits (src/server.ts). */
   http: HttpLimits;
+  /** How far a serving process's old generation may grow past its live size, in % (src/heap.ts); 0: V8's own rule. */
+  heapGrowingPercent: number;
 }
 
 export interface HttpLimits {
@@ -144,5 +146,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       retryMs: int(env, 'ORDER_UP_OUTCOME_RETRY_MINUTES', 10, 1, 1440) * 60_000,
     },
     http: httpLimits(env),
+    heapGrowingPercent: int(env, 'ORDER_UP_HEAP_GROWING_PERCENT', 50, 0, 1000),
   };
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { Socket } from 'node:net';
+import type { Express } from 'express';
 import type { Logger } from 'pino';
 import type { Runtime } from './runtime.js';
 import type { HttpLimits } from './config.js';
@@ -43,6 +44,8 @@ export async function startServer(rt: Runtime, opts: { port: number; host: strin
       requestTimeout: limits.requestTimeoutMs,
       // How often node looks for requests past those timeouts (its default is every 30 s).
       connectionsCheckingInterval: checkingInterval(limits),
+      // express's prototypes from birth (see expressClasses).
+      ...expressClasses(app),
     },
     app,
   );
@@ -85,6 +88,27 @@ export async function startServer(rt: Runtime, opts: { port: number; host: strin
       await rt.metrics.stop();
     },
   };
+}
+
+/**
+ * The classes node makes each request and response of, with express's prototypes (app.request,
+ * app.response) already in their chain. express's app.handle sets those prototypes on every request
+ * (Object.setPrototypeOf); on objects node made with its own classes, that gives each request and
+ * response a hidden class of its own, so every property express, the router and node add to them
+ * afterwards (req.next, req.baseUrl, res.locals, res.statusCode, ...) makes V8 build another, with
+ * its property table - in the old generation, which then grew by tens of MB between collections
+ * under load (`make bench`'s memory mix). On these objects that call changes nothing: every request
+ * shares the same few hidden classes.
+ */
+function expressClasses(app: Express): { IncomingMessage: typeof http.IncomingMessage; ServerResponse: typeof http.ServerResponse } {
+  class Request extends http.IncomingMessage {}
+  class Response<R extends http.IncomingMessage = http.IncomingMessage> extends http.ServerResponse<R> {}
+  Object.setPrototypeOf(Request.prototype, app.request);
+  Object.setPrototypeOf(Response.prototype, app.response);
+  // What app.handle sets from now on: these, which inherit all of express's own.
+  app.request = Request.prototype as unknown as Express['request'];
+  app.response = Response.prototype as unknown as Express['response'];
+  return { IncomingMessage: Request, ServerResponse: Response };
 }
 
 const answered = new WeakSet<Socket>();

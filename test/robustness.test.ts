@@ -13,6 +13,7 @@ import { freshDatabaseUrl } from './support/test-db.js';
 import { storedOrder, storedPayments } from './support/state.js';
 import { TIMEOUT_MARGIN_MS } from '../src/db/database.js';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { limitHeapGrowth } from '../src/heap.js';
 
 async function until(check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -368,6 +369,15 @@ describe('when the robustness settings are configured', () => {
     expect(config.dbTimeoutMs).toBe(5000);
     expect(config.maxInFlight).toBe(256);
     expect(config.http).toEqual({ headersTimeoutMs: 20_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 65_000, maxConnections: 1000 });
+    expect(config.heapGrowingPercent).toBe(50);
+    expect(loadConfig({ ORDER_UP_HEAP_GROWING_PERCENT: '0' }).heapGrowingPercent).toBe(0);
+  });
+
+  test('when a serving process limits its heap growth, then 0 and a --heap-growing-percent given to node leave V8 as it is', () => {
+    expect(limitHeapGrowth(0, [])).toBe(false);
+    expect(limitHeapGrowth(100, ['--heap-growing-percent=30'])).toBe(false);
+    expect(limitHeapGrowth(100, ['--heap_growing_percent', '30'])).toBe(false);
+    expect(limitHeapGrowth(100, ['--max-old-space-size=512'])).toBe(true);
   });
 
   test.each([
@@ -377,6 +387,8 @@ describe('when the robustness settings are configured', () => {
     ['ORDER_UP_MAX_CONNECTIONS', '-1'],
     ['ORDER_UP_KEEP_ALIVE_TIMEOUT_MS', '1.5'],
     ['ORDER_UP_HEADERS_TIMEOUT_MS', '40000'], // longer than the request timeout (30 s)
+    ['ORDER_UP_HEAP_GROWING_PERCENT', '-1'],
+    ['ORDER_UP_HEAP_GROWING_PERCENT', '1001'],
   ])('when %s is %s, then the configuration is refused', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
   });

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { Option, type Command } from 'commander';
+import { limitHeapGrowth } from '../../src/heap.js';
 import type { Logger } from '../../src/log.js';
 import { publishSimulatedUpstreams } from '../simulated-upstreams.js';
 import { EXIT_FAILED, EXIT_OK, UsageError, example, parseIntIn, shutdownSignal, type Cli } from '../shared.js';
@@ -81,6 +82,8 @@ export function registerServerCommands(program: Command, cli: Cli): void {
           cli.setExit(EXIT_OK);
           return;
         }
+        // This process serves: its old generation kept small (src/heap.ts). Workers do the same themselves.
+        limitHeapGrowth(cfg.heapGrowingPercent);
         const [openRuntime, startServer, startSimulator] = await Promise.all([
           lazy.openRuntime(),
           lazy.startServer(),
