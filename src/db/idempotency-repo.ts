@@ -24,6 +24,8 @@ export interface KeyAnswer {
   /** How long the answer is kept, from when the key was taken. */
   ttlMs: number;
   answer: StoredAnswer;
+  /** Set when the key is not taken yet: the statement takes it, already answered (`takeAnswerCte`). */
+  fingerprint?: string;
 }
 
 /**
@@ -36,6 +38,20 @@ export function recordAnswerCte(values: unknown[], a: KeyAnswer, guard = 'true')
     update idempotency_keys set state = 'done', owner = null, status = ${p(a.answer.status)}, body = ${p(a.answer.body)},
       location = ${p(a.answer.location)}, expires_at = created_at + make_interval(secs => ${p(a.ttlMs)}::double precision / 1000)
     where caller = ${p(a.ref.caller)} and key = ${p(a.ref.key)} and state = 'running' and owner = ${p(a.owner)} and ${guard}
+    returning key)`;
+}
+
+/**
+ * A CTE `keyed` taking a key that is not taken yet, already `done` with `a`'s answer; it returns no
+ * row when the key exists (then the statement must do nothing else: make the rest depend on it).
+ */
+export function takeAnswerCte(values: unknown[], a: KeyAnswer & { fingerprint: string }): string {
+  const p = (v: unknown) => `$${values.push(v)}`;
+  return `keyed as (
+    insert into idempotency_keys (caller, key, fingerprint, state, owner, status, body, location, created_at, expires_at)
+    values (${p(a.ref.caller)}, ${p(a.ref.key)}, ${p(a.fingerprint)}, 'done', null, ${p(a.answer.status)}, ${p(a.answer.body)},
+      ${p(a.answer.location)}, now(), now() + make_interval(secs => ${p(a.ttlMs)}::double precision / 1000))
+    on conflict (caller, key) do nothing
     returning key)`;
 }
 

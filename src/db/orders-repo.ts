@@ -1,5 +1,5 @@
 import { isUniqueViolation, type Queryable } from './database.js';
-import { recordAnswerCte, type KeyAnswer } from './idempotency-repo.js';
+import { recordAnswerCte, takeAnswerCte, type KeyAnswer } from './idempotency-repo.js';
 import { EVENT_COLUMNS, eventParams, eventsFrom, type NewEvent, type Who } from './events-repo.js';
 import type { LineItemRecord, OrderRecord, PaymentSummary, OrderStatus, OrderStatusFields, OrderWithClaim } from './records.js';
 
@@ -80,8 +80,12 @@ export class OrdersRepository {
   constructor(private readonly db: Queryable) {}
 
   /** Inserts a new order, its line items and its events in one statement; OrderExists when the ID is taken. */
-  /** Inserts the order with its line items and events - and, with `answer`, its Idempotency-Key's answer - in one statement. */
-  async insert(order: OrderRecord, who: Who, events: NewEvent[], answer?: KeyAnswer): Promise<void> {
+  /**
+   * Inserts the order with its line items and events - and, with `answer`, its Idempotency-Key's
+   * answer - in one statement. When the answer takes a key not taken yet (`answer.fingerprint`) and
+   * that key exists already, nothing is inserted: answers false.
+   */
+  async insert(order: OrderRecord, who: Who, events: NewEvent[], answer?: KeyAnswer): Promise<boolean> {
     const items = order.lineItems;
     const values: unknown[] = [
       order.id,
@@ -94,18 +98,25 @@ export class OrdersRepository {
       items.map((i) => i.quantity),
       ...eventParams(events, who),
     ];
-    const keyed = answer ? `, ${recordAnswerCte(values, answer, 'exists (select 1 from o)')}` : '';
+    const takes = answer?.fingerprint !== undefined;
+    let keyed = '';
+    if (answer)
+      keyed = `${answer.fingerprint !== undefined ? takeAnswerCte(values, { ...answer, fingerprint: answer.fingerprint }) : recordAnswerCte(values, answer, 'exists (select 1 from o)')},`;
     try {
-      await this.db.query(
-        `with o as (
+      const rows = await this.db.query<{ created: boolean }>(
+        `with ${takes ? keyed : ''} o as (
            insert into orders (id, customer_email, status, total_cents, created_at, updated_at)
-           values ($1, $2, $3, $4, $5, $5) returning id),
-         ev as (insert into order_events (${EVENT_COLUMNS}) ${eventsFrom('$1', '$9', '$10', 'exists (select 1 from o)')})${keyed}
-         insert into line_items (order_id, position, description, price_cents, quantity)
-         select o.id, t.n - 1, t.description, t.price_cents, t.quantity
-         from o, unnest($6::text[], $7::bigint[], $8::int[]) with ordinality as t(description, price_cents, quantity, n)`,
+           ${takes ? `select $1::varchar, $2::varchar, $3::varchar, $4::bigint, $5::timestamptz, $5::timestamptz where exists (select 1 from keyed)` : 'values ($1, $2, $3, $4, $5, $5)'}
+           returning id),
+         ${takes ? '' : keyed}
+         ev as (insert into order_events (${EVENT_COLUMNS}) ${eventsFrom('$1', '$9', '$10', 'exists (select 1 from o)')}),
+         li as (insert into line_items (order_id, position, description, price_cents, quantity)
+           select o.id, t.n - 1, t.description, t.price_cents, t.quantity
+           from o, unnest($6::text[], $7::bigint[], $8::int[]) with ordinality as t(description, price_cents, quantity, n))
+         select exists (select 1 from o) as created`,
         values,
       );
+      return rows[0].created;
     } catch (err) {
       if (isUniqueViolation(err, 'orders_pkey')) throw new OrderExists(order.id);
       throw err;

@@ -41,6 +41,13 @@ export interface KeyedAttempt {
   /** The lease key the key was taken under. */
   owner: number;
   ttlMs: number;
+  /** What the request asks for: the same key must always ask for the same. */
+  fingerprint: string;
+  /**
+   * False while the key is not taken yet: an operation that can take it in its own statement (a
+   * create) does so, already answered - or meets the key taken by another request (KeyHeld).
+   */
+  taken: boolean;
   /** The answer its caller gets for an outcome; null when that answer is not kept (the key is then let go). */
   answerFor(outcome: Outcome): Answer | null;
   /** The answer stored with the key, once it is. */

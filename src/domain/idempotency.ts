@@ -1,6 +1,6 @@
 import type { KeyRef } from '../db/idempotency-repo.js';
 import type { Answer, DomainContext, KeyedAttempt } from './context.js';
-import { toStored } from './key-answer.js';
+import { KeyHeld, toStored } from './key-answer.js';
 import { AppError } from './errors.js';
 import { isOwnerAlive, recoverOwner } from './exclusive.js';
 
@@ -28,6 +28,8 @@ export async function runOnce(
   ttlMs: number,
   run: () => Promise<Answer>,
   answerFor: KeyedAttempt['answerFor'],
+  /** The operation takes the key in its own statement (a create: domain/orders.ts). */
+  takesKeyItself = false,
 ): Promise<{ answer: Answer; replayed: boolean }> {
   const owner = ctx.services.processKey;
   // Marked before the key is taken, so another request of this process never mistakes it for a
@@ -41,7 +43,7 @@ export async function runOnce(
     else active.set(mark, left);
   };
   try {
-    return await takeAndRun(ctx, request, owner, ttlMs, run, answerFor);
+    return await takeAndRun(ctx, request, owner, ttlMs, run, answerFor, takesKeyItself);
   } finally {
     // A key whose answer is still being written stays this process's running key until it is.
     if (ctx.attempt?.background) void ctx.attempt.background.finally(done);
@@ -56,8 +58,23 @@ async function takeAndRun(
   ttlMs: number,
   run: () => Promise<Answer>,
   answerFor: KeyedAttempt['answerFor'],
+  takesKeyItself: boolean,
 ): Promise<{ answer: Answer; replayed: boolean }> {
-  for (let attempt = 0; ; attempt += 1) {
+  const attempt = (taken: boolean): KeyedAttempt => ({
+    ref: { caller: request.caller, key: request.key },
+    owner,
+    ttlMs,
+    fingerprint: request.fingerprint,
+    taken,
+    answerFor,
+  });
+  // An operation that takes the key in its own statement goes first; only a key already there
+  // (KeyHeld: a replay, a request still running, another request's key) costs the take below.
+  if (takesKeyItself) {
+    const first = await runAttempt(ctx, request, attempt(false), run);
+    if (first) return first;
+  }
+  for (let tries = 0; ; tries += 1) {
     const held = await ctx.db.idempotency.take(request, request.fingerprint, owner, ttlMs);
     if (held.kind === 'taken') break;
     if (held.fingerprint !== request.fingerprint) {
@@ -70,33 +87,53 @@ async function takeAndRun(
       const { status, body, location } = held.answer;
       return { answer: { status, body: JSON.parse(body), location: location ?? undefined }, replayed: true };
     }
-    if (attempt === 0 && (await abandoned(ctx, request, held.owner))) continue;
+    if (tries === 0 && (await abandoned(ctx, request, held.owner))) continue;
     throw new AppError('idempotency_key_in_use', 'The first request with this Idempotency-Key is still running; try again in a moment.', {
       retryAfterSeconds: 1,
     });
   }
+  const answered = await runAttempt(ctx, request, attempt(true), run);
+  if (!answered) throw new Error('a taken Idempotency-Key was found held by another request');
+  return answered;
+}
 
-  const attempt: KeyedAttempt = { ref: { caller: request.caller, key: request.key }, owner, ttlMs, answerFor };
+/**
+ * Runs the request under `attempt` and stores its answer where no outcome statement did; undefined
+ * when the key, not yet taken, turned out to be held by another request (nothing was done).
+ */
+async function runAttempt(
+  ctx: DomainContext,
+  request: KeyedRequest,
+  attempt: KeyedAttempt,
+  run: () => Promise<Answer>,
+): Promise<{ answer: Answer; replayed: false } | undefined> {
+  const { owner, ttlMs } = attempt;
   ctx.attempt = attempt;
   let answer: Answer;
   try {
     answer = await run();
   } catch (err) {
+    if (err instanceof KeyHeld) return undefined;
     // Stored with the outcome already; or still being written (the key stays running until it is).
     if (attempt.recorded) return { answer: attempt.recorded, replayed: false };
     if (attempt.background) throw err;
-    const kept = answerFor({ error: err });
+    const kept = attempt.answerFor({ error: err });
     if (!kept) {
-      await letGo(ctx, request, owner);
+      if (attempt.taken) await letGo(ctx, request, owner);
       throw err;
     }
     answer = kept;
   }
   if (attempt.recorded) return { answer: attempt.recorded, replayed: false };
-  // An answer no outcome statement carried (a refusal, an operation already done): stored on its own.
+  // An answer no outcome statement carried (a refusal, an operation already done): stored on its own
+  // - taking the key first when the operation did not get that far.
   try {
-    if (!(await ctx.db.idempotency.record({ ref: attempt.ref, owner, ttlMs, answer: toStored(answer) }))) {
-      ctx.log.warn({ key: request.key }, 'an idempotency key was recovered while its request ran; its answer is not stored');
+    const taken = attempt.taken || (await ctx.db.idempotency.take(request, request.fingerprint, owner, ttlMs)).kind === 'taken';
+    if (!taken || !(await ctx.db.idempotency.record({ ref: attempt.ref, owner, ttlMs, answer: toStored(answer) }))) {
+      ctx.log.warn(
+        { key: request.key },
+        'an idempotency key was taken or recovered by another request meanwhile; this answer is not stored',
+      );
     }
   } catch (err) {
     // The answer is known and goes to the caller; a retry with the key may run again, which the

@@ -15,7 +15,13 @@ export function answerWith(ctx: DomainContext, outcome: () => Outcome): { answer
   const answer = attempt.answerFor(outcome());
   if (!answer) return undefined;
   return {
-    answer: { ref: attempt.ref, owner: attempt.owner, ttlMs: attempt.ttlMs, answer: toStored(answer) },
+    answer: {
+      ref: attempt.ref,
+      owner: attempt.owner,
+      ttlMs: attempt.ttlMs,
+      answer: toStored(answer),
+      fingerprint: attempt.taken ? undefined : attempt.fingerprint,
+    },
     stored: () => (attempt.recorded = answer),
   };
 }
@@ -25,3 +31,10 @@ export const toStored = (answer: Answer) => ({
   body: JSON.stringify(answer.body),
   location: answer.location ?? null,
 });
+
+/** The statement that was to take the request's key found it taken by another request: nothing was done. */
+export class KeyHeld extends Error {
+  constructor() {
+    super('the Idempotency-Key is held by another request');
+  }
+}

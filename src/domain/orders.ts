@@ -4,7 +4,7 @@ import type { OrderRecord } from '../db/records.js';
 import type { components } from '../generated/order-up.js';
 import type { DomainContext } from './context.js';
 import { ORDER_CURSOR } from './cursors.js';
-import { answerWith } from './key-answer.js';
+import { answerWith, KeyHeld } from './key-answer.js';
 import { AppError, invalid, type FieldError } from './errors.js';
 import { orderCreated, whoOf } from './events.js';
 import type { OrderStatus } from './order-state.js';
@@ -105,9 +105,9 @@ export async function createOrder(ctx: DomainContext, input: NewOrderInput): Pro
     payment: null,
   };
   try {
-    // With an Idempotency-Key, its answer goes into the same statement as the order.
+    // With an Idempotency-Key, its answer goes into the same statement as the order (which takes the key, when not yet taken).
     const keyed = answerWith(ctx, () => ({ result: orderView(order) }));
-    await ctx.db.orders.insert(order, whoOf(ctx), [orderCreated(order)], keyed?.answer);
+    if (!(await ctx.db.orders.insert(order, whoOf(ctx), [orderCreated(order)], keyed?.answer))) throw new KeyHeld();
     keyed?.stored();
   } catch (err) {
     if (err instanceof OrderExists) throw new AppError('order_exists', `An order with the ID "${order.id}" already exists.`);

@@ -106,6 +106,7 @@ async function serve(deps: HttpDeps, api: OpenAPIBackend, route: Route, req: Req
     await answerOnce(ctx, key, caller, deps.config.idempotencyTtlMs, req, res, {
       run: () => keyed.run(request, args),
       present: (result) => keyed.present(result),
+      takesKeyItself: keyed.takesKeyItself,
     });
     return;
   }

@@ -22,14 +22,18 @@ const specText = readFileSync(SPEC_PATH, 'utf8');
 export interface KeyedOperation {
   run(request: ApiRequest, args: HandlerArgs): Promise<unknown>;
   present(result: unknown): Answer;
+  /** The operation takes the key in its own statement (domain/orders.ts createOrder): no separate take. */
+  takesKeyItself?: boolean;
 }
 
 /** Types one operation's run and present together. */
-const keyed = <R>(op: { run(request: ApiRequest, args: HandlerArgs): Promise<R>; present(result: R): Answer }) => op as KeyedOperation;
+const keyed = <R>(op: { run(request: ApiRequest, args: HandlerArgs): Promise<R>; present(result: R): Answer; takesKeyItself?: boolean }) =>
+  op as KeyedOperation;
 
 /** The operations whose spec declares the Idempotency-Key header (app.ts checks that the two agree). */
 export const keyedOperations: Record<string, KeyedOperation> = {
   createOrder: keyed({
+    takesKeyItself: true,
     run: (r, { ctx }) => createOrder(ctx, r.body as NewOrderInput),
     present: (order) => ({
       status: 201,

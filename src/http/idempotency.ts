@@ -48,7 +48,7 @@ export async function answerOnce(
   ttlMs: number,
   req: Request,
   res: Response,
-  op: { run(): Promise<unknown>; present(result: unknown): Answer },
+  op: { run(): Promise<unknown>; present(result: unknown): Answer; takesKeyItself?: boolean },
 ): Promise<void> {
   const fingerprint = createHash('sha256')
     .update(`${req.method} ${req.path}\n${canonical(req.body)}`)
@@ -59,7 +59,14 @@ export async function answerOnce(
     const { problem } = problemFor(outcome.error);
     return { status: problem.status, body: problem };
   };
-  const { answer, replayed } = await runOnce(ctx, { caller, key, fingerprint }, ttlMs, async () => op.present(await op.run()), answerFor);
+  const { answer, replayed } = await runOnce(
+    ctx,
+    { caller, key, fingerprint },
+    ttlMs,
+    async () => op.present(await op.run()),
+    answerFor,
+    op.takesKeyItself,
+  );
   if (replayed) res.setHeader('Idempotent-Replayed', 'true');
   sendAnswer(res, answer);
 }
